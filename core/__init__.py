@@ -1,0 +1,73 @@
+"""segzoo: a plugin-based semantic-segmentation model zoo on PaddlePaddle.
+
+The public API. Importing it is cheap: paddle is imported only when a model
+is built or run.
+
+>>> import segzoo
+>>> segzoo.list_models("SegFormer-B*")[:2]
+['SegFormer-B0', 'SegFormer-B1']
+"""
+
+from __future__ import annotations
+
+from .card import ExportSupport, Figures, ModelCard, ModelConfig
+from .errors import (
+    ConfigError,
+    DatasetError,
+    DependencyError,
+    ExportError,
+    InputError,
+    PluginError,
+    SegzooError,
+    UnknownModelError,
+    WeightsError,
+)
+from .hookspecs import hookimpl
+from .models import build_model
+from .plugin import ModelPlugin
+from .registry import (
+    Registry,
+    get_model_card,
+    get_registry,
+    list_models,
+    register_plugin,
+    reset_registry,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DatasetError",
+    "DependencyError",
+    "ExportError",
+    "ExportSupport",
+    "Figures",
+    "InputError",
+    "ModelCard",
+    "ModelConfig",
+    "ModelPlugin",
+    "PluginError",
+    "Registry",
+    "SegzooError",
+    "UnknownModelError",
+    "WeightsError",
+    "build_model",
+    "create_model",
+    "get_model_card",
+    "get_registry",
+    "hookimpl",
+    "list_models",
+    "register_plugin",
+    "reset_registry",
+]
+
+
+def create_model(model_name: str, model_dir=None, target_size=None, device=None, **kwargs):
+    """A ready-to-predict model: ``segzoo.create_model("PP-LiteSeg-T").predict("img.jpg")``.
+
+    See :class:`segzoo.inference.Predictor` for the arguments.
+    """
+    from .inference import create_model as _create
+
+    return _create(model_name, model_dir=model_dir, target_size=target_size, device=device, **kwargs)

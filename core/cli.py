@@ -1,0 +1,174 @@
+"""The ``segzoo`` command.
+
+Subcommands live beside the code they drive; each is a module with
+``add_arguments(parser)`` and ``run(args) -> int`` that imports nothing heavy
+at module level, so ``segzoo list-models`` never imports paddle.
+
+User errors (:class:`segzoo.SegzooError`) print one line on stderr and exit
+with status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Optional, Sequence
+
+from .errors import SegzooError
+
+# name -> (module with add_arguments/run, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "list-models": ("segzoo.cli", "list the registered models (no paddle import)"),
+    "info": ("segzoo.cli", "show one model's card and config fields"),
+    "plugins": ("segzoo.cli", "list the installed plugins, their hooks and versions"),
+}
+
+
+def _command_module(name: str):
+    return importlib.import_module(COMMANDS[name][0])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="segzoo",
+        description="A plugin-based semantic-segmentation model zoo on PaddlePaddle.",
+    )
+    parser.add_argument("--version", action="version", version=f"segzoo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        adder = getattr(_command_module(name), "add_arguments_" + name.replace("-", "_"), None)
+        if adder is None:
+            adder = _command_module(name).add_arguments
+        adder(p)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    module = _command_module(args.command)
+    runner = getattr(module, "run_" + args.command.replace("-", "_"), None) or module.run
+    try:
+        return int(runner(args) or 0)
+    except SegzooError as exc:
+        print(f"segzoo {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("segzoo: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `segzoo list-models | head`
+        sys.stderr.close()
+        return 0
+
+
+# -- list-models ----------------------------------------------------------------------------
+def add_arguments_list_models(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pattern", nargs="?", help="shell wildcard, e.g. 'SegFormer*' (case-insensitive)")
+    p.add_argument("--family", help="only this family (deeplab, ocrnet, ppliteseg, ...)")
+    p.add_argument("--json", action="store_true", help="print the cards as JSON")
+
+
+def _fmt(value, digits=2) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def run_list_models(args) -> int:
+    from .registry import get_registry
+
+    cards = get_registry().cards(args.pattern)
+    if args.family:
+        cards = [c for c in cards if c.family == args.family]
+    if args.json:
+        print(json.dumps([card_to_dict(c) for c in cards], indent=2, ensure_ascii=False))
+        return 0
+    if not cards:
+        print(f"no model matches {args.pattern!r}" if args.pattern else "no models are installed")
+        return 1
+    from prettytable import PrettyTable
+
+    table = PrettyTable(["Model", "Family", "Dataset", "mIoU %", "Size MB", "CPU ms", "GPU ms"])
+    for c in cards:
+        f = c.figures
+        cpu = _fmt(f.cpu_ms) + (f" / {_fmt(f.cpu_ms_hp)}" if f.cpu_ms_hp else "")
+        gpu = _fmt(f.gpu_ms) + (f" / {_fmt(f.gpu_ms_hp)}" if f.gpu_ms_hp else "")
+        table.add_row([c.name, c.family, c.dataset, _fmt(f.miou), _fmt(f.size_mb, 1), cpu, gpu])
+    table.align = "r"
+    table.align["Model"] = table.align["Family"] = table.align["Dataset"] = "l"
+    print(table)
+    print(f"{len(cards)} models. Times: normal / high-performance mode (PaddleX figures, FP32, T4 GPU, Xeon CPU).")
+    return 0
+
+
+def card_to_dict(card) -> dict:
+    data = card.model_dump(mode="json")
+    data["config"] = card.config_class.model_json_schema()["properties"]
+    data["config_class"] = f"{card.config_class.__module__}.{card.config_class.__qualname__}"
+    return data
+
+
+# -- info -------------------------------------------------------------------------------------
+def add_arguments_info(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="model name")
+    p.add_argument("--json", action="store_true")
+
+
+def run_info(args) -> int:
+    from .registry import get_registry
+
+    card = get_registry().card(args.model)
+    if args.json:
+        print(json.dumps(card_to_dict(card), indent=2, ensure_ascii=False))
+        return 0
+    f = card.figures
+    print(f"{card.name}  ({card.family}; {card.architecture})")
+    if card.description:
+        print(f"  {card.description}")
+    print(f"  dataset: {card.dataset}, {card.num_classes} classes; mIoU {_fmt(f.miou)} %")
+    print(f"  evaluation protocol: {card.eval_protocol or 'not stated'}")
+    print(f"  default input (W, H): {card.input_size}; padded to a multiple of {card.size_divisor}")
+    e = card.export
+    shape = "dynamic H×W" if e.dynamic_shape else f"fixed input {e.fixed_input_shape}"
+    onnx = ("yes" + (" (fixed H×W)" if e.onnx_static_hw else "")) if e.onnx else "no"
+    print(f"  export: {'yes' if e.static else 'no'} ({shape}); ONNX: {onnx}" + (f"; {e.note}" if e.note else ""))
+    print(f"  config ({card.config_class.__name__}):")
+    for key, field in card.config_class.model_fields.items():
+        default = card.default_config().model_dump().get(key)
+        desc = f"  # {field.description}" if field.description else ""
+        print(f"    {key}: {default!r}{desc}")
+    return 0
+
+
+# -- plugins ----------------------------------------------------------------------------------
+def add_arguments_plugins(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true")
+
+
+def run_plugins(args) -> int:
+    from .registry import BLOCK_ENV, blocked_names, get_registry
+
+    infos = get_registry().plugins()
+    if args.json:
+        print(json.dumps([info.__dict__ for info in infos], indent=2))
+        return 0
+    for info in infos:
+        origin = f"{info.distribution} {info.version}".strip() or info.group
+        print(f"{info.name}  [{origin}]  hooks: {', '.join(info.hooks)}")
+    blocked = blocked_names()
+    if blocked:
+        print(f"blocked by {BLOCK_ENV}: {', '.join(blocked)}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""What the families built on paddleseg 2.8.0 share: its losses, and the Cityscapes protocol text."""
+
+from __future__ import annotations
+
+from segzoo import ModelConfig, ModelPlugin
+from segzoo.compat import import_paddleseg
+
+CITYSCAPES_PROTOCOL = (
+    "Cityscapes val (500 images, 19 classes, label 255 ignored), whole 2048×1024 images, "
+    "single scale, no flipping; mIoU averaged over the 19 classes (PaddleSeg / PaddleX recipe)"
+)
+
+
+class PaddleSegPlugin(ModelPlugin):
+    """A model whose network and losses come from paddleseg 2.8.0 (with segzoo's Paddle 3 fixes)."""
+
+    def build_loss(self, config: ModelConfig):
+        import_paddleseg()
+        from paddleseg.models.losses import CrossEntropyLoss, OhemCrossEntropyLoss
+
+        if config.loss == "ohem":
+            return OhemCrossEntropyLoss(thresh=0.7, min_kept=10000, ignore_index=config.ignore_index)
+        return CrossEntropyLoss(ignore_index=config.ignore_index)

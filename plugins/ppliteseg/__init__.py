@@ -1,0 +1,86 @@
+"""PP-LiteSeg on STDC (paddleseg 2.8.0's classes, PaddleX's recipes): PP-LiteSeg-T and -B.
+
+In train mode PP-LiteSeg returns three logits (the head and two auxiliary
+heads), each weighted 1 in the loss. Its context module uses adaptive
+pooling, so ONNX conversion needs a fixed H×W (the batch may stay dynamic).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from segzoo import ExportSupport, Figures, ModelCard, ModelConfig
+
+from .._paddleseg import CITYSCAPES_PROTOCOL, PaddleSegPlugin
+
+
+class PPLiteSegConfig(ModelConfig):
+    """Config of the PP-LiteSeg models (SGD with polynomial decay)."""
+
+    arm_out_chs: tuple[int, int, int] = Field((64, 96, 128), description="channels of the 3 fusion modules")
+    seg_head_inter_chs: tuple[int, int, int] = Field((64, 64, 64), description="channels inside the 3 seg heads")
+    cm_bin_sizes: tuple[int, ...] = Field((1, 2, 4), min_length=1, description="pooling bins of the context module")
+    loss_weights: tuple[float, float, float] = Field((1.0, 1.0, 1.0), description="weights of the 3 train-mode logits")
+
+
+def _builder(stdc: int):
+    def build(config: PPLiteSegConfig):
+        from segzoo.compat import import_paddleseg
+
+        import_paddleseg()
+        from paddleseg.models import PPLiteSeg
+        from paddleseg.models.backbones import STDC1, STDC2
+
+        return PPLiteSeg(
+            num_classes=config.num_classes,
+            backbone=(STDC1 if stdc == 1 else STDC2)(),
+            arm_out_chs=list(config.arm_out_chs),
+            seg_head_inter_chs=list(config.seg_head_inter_chs),
+            cm_bin_sizes=list(config.cm_bin_sizes),
+        )
+
+    return build
+
+
+_EXPORT = ExportSupport(
+    onnx_static_hw=True,
+    note="ONNX: the adaptive pooling of the context module converts only with a fixed H×W",
+)
+
+PPLITESEG_T = PaddleSegPlugin(
+    ModelCard(
+        name="PP-LiteSeg-T",
+        family="ppliteseg",
+        dataset="Cityscapes",
+        num_classes=19,
+        description="PP-LiteSeg, real-time segmentation on STDC1",
+        architecture="PPLiteSeg / STDC1, arm_out_chs [32,64,128], seg_head_inter_chs [32,64,64]",
+        figures=Figures(miou=73.10, gpu_ms=30.16, gpu_ms_hp=14.03, cpu_ms=420.07, cpu_ms_hp=235.01, size_mb=28.5),
+        eval_protocol=CITYSCAPES_PROTOCOL,
+        input_size=(1024, 512),
+        size_divisor=32,
+        export=_EXPORT,
+        config_class=PPLiteSegConfig.with_defaults(
+            "PPLiteSegTConfig", doc="Config of PP-LiteSeg-T.", arm_out_chs=(32, 64, 128), seg_head_inter_chs=(32, 64, 64)
+        ),
+    ),
+    build=_builder(1),
+)
+
+PPLITESEG_B = PaddleSegPlugin(
+    ModelCard(
+        name="PP-LiteSeg-B",
+        family="ppliteseg",
+        dataset="Cityscapes",
+        num_classes=19,
+        description="PP-LiteSeg, real-time segmentation on STDC2",
+        architecture="PPLiteSeg / STDC2, class defaults (arm_out_chs [64,96,128], seg_head_inter_chs [64,64,64])",
+        figures=Figures(miou=75.25, gpu_ms=40.92, gpu_ms_hp=20.18, cpu_ms=494.32, cpu_ms_hp=310.34, size_mb=47.0),
+        eval_protocol=CITYSCAPES_PROTOCOL,
+        input_size=(1024, 512),
+        size_divisor=32,
+        export=_EXPORT,
+        config_class=PPLiteSegConfig.with_defaults("PPLiteSegBConfig", doc="Config of PP-LiteSeg-B."),
+    ),
+    build=_builder(2),
+)
