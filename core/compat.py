@@ -75,6 +75,10 @@ def import_paddleseg():
             f"segzoo needs paddleseg {PADDLESEG_VERSION}, found {version}; {_INSTALL_HINT}"
         )
     apply_fixes()
+    # paddleseg prints "[INFO] No pretrained model to load ..." for every backbone: keep warnings only
+    from paddleseg.utils import logger
+
+    logger.log_level = min(logger.log_level, 1)
     return paddleseg
 
 

@@ -76,6 +76,7 @@ def load_weights(model: Any, path: os.PathLike | str, strict: bool = False) -> L
     file belongs to another model) or, with ``strict``, when anything does not.
     """
     import numpy as np
+    import paddle
 
     state = read_state_dict(path)
     # files saved from a whole training state keep the weights under "model"
@@ -93,6 +94,11 @@ def load_weights(model: Any, path: os.PathLike | str, strict: bool = False) -> L
         if shape != tuple(tensor.shape):
             report.mismatched.append((name, tuple(tensor.shape), shape))
             continue
+        # weights stored in another precision (the demo model ships float16) load as the model's dtype
+        if not isinstance(value, paddle.Tensor):
+            value = paddle.to_tensor(value)
+        if value.dtype != tensor.dtype:
+            value = value.astype(tensor.dtype)
         to_load[name] = value
         report.loaded.append(name)
     report.unexpected = [k for k in state if k not in own]
