@@ -89,7 +89,11 @@ class ModelPlugin:
     def build(self, config: ModelConfig):
         """Return the ``paddle.nn.Layer`` for ``config``."""
         if self._build is None:
-            raise NotImplementedError(f"{type(self).__name__} for {self.card.name} has no build function")
+            from .errors import PluginError
+
+            raise PluginError(
+                f"the plugin of {self.card.name} has no build function: pass build= or override build()"
+            )
         return self._build(config)
 
     def normalize(self, config: ModelConfig, image: np.ndarray) -> np.ndarray:

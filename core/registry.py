@@ -114,9 +114,12 @@ class Registry:
         """Register ``plugin`` (an object or module with ``@hookimpl`` functions).
 
         A model plugin (one that implements ``model_card``) is registered under
-        its card's name, which must equal ``name`` when ``name`` is given.
+        its card's name, which must equal ``name`` when ``name`` is given. A
+        class is instantiated first (so an entry point may name a class).
         Returns the name it was registered under.
         """
+        if isinstance(plugin, type):
+            plugin = plugin()
         card = _call_card(plugin)
         if model and card is None:
             raise PluginError(
