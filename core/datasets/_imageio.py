@@ -2,41 +2,52 @@
 
 The reader (:class:`~segzoo.datasets.SegDataset`), the checker and the LabelMe
 converter all decode through this module, so what the checker accepts is what
-training reads.
+training reads. Pillow does the decoding; OpenCV only converts colours.
 
 Decisions, written down:
 
-* **Bytes first.** Files are read into memory and decoded with
-  ``cv2.imdecode``: it works for non-ASCII paths on every platform, and the
-  same bytes give the EXIF orientation.
-* **EXIF orientation** is read by this module from the JPEG ``APP1``/``Exif``
-  segment (and from the PNG ``eXIf`` chunk), not left to OpenCV's flags: the
-  pixels are decoded with ``IMREAD_UNCHANGED`` (which never rotates) and the
-  orientation is applied here with numpy/cv2 flips and rotations. So the
-  checker knows both the stored size and the displayed size, and the result
-  does not depend on which OpenCV build applies which tag. For JPEGs this is
-  the same picture ``cv2.imread(path, cv2.IMREAD_COLOR)`` (PaddleSeg's reader)
-  and LabelMe show. Other formats (WebP, TIFF, HEIF) are read unrotated.
+* **Bytes first.** Files are read into memory and decoded from the bytes with
+  ``PIL.Image.open(BytesIO(data))``: it works for non-ASCII paths on every
+  platform, and the same open image gives the EXIF orientation. Only the
+  formats segzoo lists are tried (JPEG, PNG, BMP, GIF, TIFF, WebP, JPEG 2000,
+  PNM), never Pillow's other plugins (EPS would start Ghostscript).
+* **Broken files are errors.** Pillow raises on a truncated or corrupt JPEG;
+  a PNG is also checked end to end with ``Image.verify()`` (chunk CRCs and the
+  ``IEND`` chunk), because Pillow's PNG decoder stops once it has the pixels.
+  Images Pillow thinks too large (:data:`PIL.Image.MAX_IMAGE_PIXELS`, the
+  decompression-bomb guard) are refused too. Every failure is a
+  :class:`DecodeError` saying why. (If some code sets
+  ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``, Pillow pads truncated JPEGs instead.)
+* **EXIF orientation** of JPEGs and PNGs is the ``Orientation`` tag of the EXIF
+  block Pillow reads (JPEG ``APP1``, PNG ``eXIf``); the pixels are decoded as
+  stored and turned upright here with numpy (:func:`apply_orientation`). So
+  the checker knows both the stored size and the displayed size. This is the
+  picture ``cv2.imread(path, cv2.IMREAD_COLOR)`` (PaddleSeg's reader) and
+  LabelMe show. Orientation given only in XMP, as Pillow's ``getexif()`` also
+  reads it, is ignored, as OpenCV ignores it. Other formats (WebP, TIFF) are
+  read unrotated (recent OpenCV turns WebPs too; ``_EXIF_FORMATS`` decides).
 * **Label masks are never rotated**: PaddleSeg reads them with PIL, which
   ignores EXIF, and masks are PNGs without orientation anyway.
-* **Palette ("P"-mode) PNG masks** must be read as their *indices* (that is
-  what PIL and PaddleSeg give). OpenCV always expands a palette to colours, so
-  this module reads the ``PLTE`` chunk and maps each decoded colour back to
-  its index; when the palette has repeated colours (ambiguous), it decodes the
-  PNG's index data itself (zlib + PNG row filters, numpy). PIL is not needed.
+* **Palette ("P"-mode) masks** are read as their *indices*, which is what PIL
+  and PaddleSeg give: Pillow's ``np.asarray`` of a "P" image (PNG at any bit
+  depth, GIF, BMP, TIFF), even when the palette repeats colours.
 * **Images** come out as 3-channel BGR ``uint8``: grayscale is replicated,
-  alpha dropped, 16-bit scaled to 8 bits (as ``IMREAD_COLOR`` does).
+  alpha dropped, 16-bit scaled to 8 bits (the high byte, as ``IMREAD_COLOR``
+  does), palettes expanded to their colours. Pillow's and OpenCV's wheels
+  both decode JPEGs with libjpeg-turbo, so the pixels equal ``cv2.imread``'s
+  (the tests check this for JPEG, PNG, BMP, TIFF, WebP, GIF and PNM; CMYK
+  JPEGs may differ by one level).
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
+import io
 from dataclasses import dataclass
 from typing import Optional
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 # ---------------------------------------------------------------------------
 # format sniffing
@@ -61,77 +72,78 @@ def sniff_format(data: bytes) -> Optional[str]:
 
 EXTENSION = {"jpeg": ".jpg", "png": ".png", "bmp": ".bmp", "gif": ".gif", "tiff": ".tif", "webp": ".webp"}
 
+# The Pillow plugins segzoo decodes with ("JPEG" includes multi-picture MPO files).
+_PIL_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP", "JPEG2000", "PPM")
+_READABLE = "JPEG, PNG, BMP, GIF, TIFF, WebP, JPEG 2000 or PNM"
+# Formats (as sniffed) whose EXIF orientation is applied.
+_EXIF_FORMATS = ("jpeg", "png")
+_ORIENTATION_TAG = 0x0112
+
+
+class DecodeError(ValueError):
+    """The bytes are not a readable image; the message says why."""
+
+
+def _open(data: bytes, fmt: Optional[str]) -> Image.Image:
+    """Open and fully decode ``data`` with Pillow; :class:`DecodeError` if it cannot."""
+    if not data:
+        raise DecodeError("the file is empty (0 bytes)")
+    what = f"the {fmt.upper()}" if fmt else "the file"
+    try:
+        if fmt == "png":
+            with Image.open(io.BytesIO(data), formats=_PIL_FORMATS) as probe:
+                probe.verify()  # every chunk's CRC, up to IEND
+        im = Image.open(io.BytesIO(data), formats=_PIL_FORMATS)
+        im.load()
+    except UnidentifiedImageError:
+        if fmt:
+            raise DecodeError(f"{what} is corrupt (Pillow cannot identify it)") from None
+        raise DecodeError(f"the file is corrupt or not an image format segzoo reads ({_READABLE})") from None
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(
+            f"{what} is too large to decode safely ({exc} Raise PIL.Image.MAX_IMAGE_PIXELS if you trust it)"
+        ) from None
+    except Exception as exc:  # any failure inside Pillow's decoders means the bytes are broken
+        state = "truncated" if "truncat" in str(exc).lower() else "corrupt"
+        raise DecodeError(f"{what} is {state} (Pillow: {str(exc) or type(exc).__name__})") from None
+    return im
+
+
+def _is_16bit(im: Image.Image) -> bool:
+    # 16-bit grayscale: "I;16*" modes, or "I" for 16-bit PGMs (and PNGs in older Pillow versions)
+    return im.mode.startswith("I;16") or (im.mode == "I" and im.format in ("PNG", "PPM"))
+
+
 # ---------------------------------------------------------------------------
 # EXIF orientation
 
 
-def _tiff_orientation(tiff: bytes) -> int:
-    """Orientation tag (0x0112) of IFD0 in a TIFF-structured EXIF block; 1 if absent."""
-    if len(tiff) < 8:
+def _orientation(im: Image.Image, fmt: Optional[str]) -> int:
+    if fmt not in _EXIF_FORMATS or not im.info.get("exif"):
         return 1
-    order = tiff[:2]
-    if order == b"II":
-        e = "<"
-    elif order == b"MM":
-        e = ">"
-    else:
+    # Image.Exif on the EXIF block itself: im.getexif() would also take an
+    # orientation from XMP, which OpenCV (PaddleSeg's reader) ignores.
+    exif = Image.Exif()
+    try:
+        exif.load(im.info["exif"])
+        value = exif.get(_ORIENTATION_TAG, 1)
+    except Exception:  # malformed EXIF block: no usable orientation
         return 1
-    if struct.unpack(e + "H", tiff[2:4])[0] != 42:
-        return 1
-    ifd = struct.unpack(e + "I", tiff[4:8])[0]
-    if ifd + 2 > len(tiff):
-        return 1
-    count = struct.unpack(e + "H", tiff[ifd : ifd + 2])[0]
-    for k in range(count):
-        off = ifd + 2 + 12 * k
-        if off + 12 > len(tiff):
-            break
-        tag, typ, n = struct.unpack(e + "HHI", tiff[off : off + 8])
-        if tag == 0x0112:
-            if typ == 3:  # SHORT, stored left-justified in the 4-byte value field
-                value = struct.unpack(e + "H", tiff[off + 8 : off + 10])[0]
-            elif typ == 4:  # LONG (non-standard but seen)
-                value = struct.unpack(e + "I", tiff[off + 8 : off + 12])[0]
-            else:
-                return 1
-            return value if 1 <= value <= 8 else 1
-    return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def exif_orientation(data: bytes) -> int:
-    """The EXIF orientation (1..8) of a JPEG (APP1) or PNG (eXIf); 1 when absent or unreadable."""
+    """The EXIF orientation (1..8) of a JPEG or PNG; 1 when absent or unreadable."""
     fmt = sniff_format(data)
-    try:
-        if fmt == "jpeg":
-            pos = 2
-            n = len(data)
-            while pos + 4 <= n:
-                if data[pos] != 0xFF:
-                    return 1
-                marker = data[pos + 1]
-                if marker == 0xFF:  # fill byte
-                    pos += 1
-                    continue
-                if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                    pos += 2
-                    continue
-                if marker in (0xDA, 0xD9):  # start of scan / end: no APP1 after this point
-                    return 1
-                length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
-                if marker == 0xE1 and data[pos + 4 : pos + 10] == b"Exif\x00\x00":
-                    return _tiff_orientation(data[pos + 10 : pos + 2 + length])
-                pos += 2 + length
-            return 1
-        if fmt == "png":
-            for ctype, chunk in _png_chunks(data):
-                if ctype == b"eXIf":
-                    return _tiff_orientation(chunk)
-                if ctype == b"IDAT":  # eXIf must come before the image data
-                    return 1
-            return 1
-    except (struct.error, IndexError, ValueError):
+    if fmt not in _EXIF_FORMATS:
         return 1
-    return 1
+    try:
+        im = Image.open(io.BytesIO(data), formats=_PIL_FORMATS)
+        if fmt == "png":
+            im.load()  # a PNG's eXIf chunk may follow the image data
+    except Exception:
+        return 1
+    return _orientation(im, fmt)
 
 
 def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
@@ -159,164 +171,7 @@ def oriented_size(width: int, height: int, orientation: int) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------
-# PNG chunks and palette indices
-
-
-def _png_chunks(data: bytes):
-    pos = 8
-    n = len(data)
-    while pos + 8 <= n:
-        length, ctype = struct.unpack(">I4s", data[pos : pos + 8])
-        start = pos + 8
-        end = start + length
-        if end + 4 > n:
-            raise ValueError("truncated PNG chunk")
-        yield ctype, data[start:end]
-        if ctype == b"IEND":
-            return
-        pos = end + 4  # skip CRC
-
-
-@dataclass
-class _PngInfo:
-    width: int
-    height: int
-    bit_depth: int
-    color_type: int
-    interlace: int
-    palette: Optional[np.ndarray]  # (n, 3) RGB
-    has_iend: bool
-    idat: list
-
-
-def _png_info(data: bytes) -> _PngInfo:
-    width = height = bit_depth = color_type = interlace = 0
-    palette = None
-    has_iend = False
-    idat: list = []
-    for ctype, chunk in _png_chunks(data):
-        if ctype == b"IHDR":
-            width, height, bit_depth, color_type, _c, _f, interlace = struct.unpack(">IIBBBBB", chunk[:13])
-        elif ctype == b"PLTE":
-            palette = np.frombuffer(chunk, dtype=np.uint8)[: len(chunk) // 3 * 3].reshape(-1, 3)
-        elif ctype == b"IDAT":
-            idat.append(chunk)
-        elif ctype == b"IEND":
-            has_iend = True
-    return _PngInfo(width, height, bit_depth, color_type, interlace, palette, has_iend, idat)
-
-
-def _unfilter_rows(raw: bytes, height: int, stride: int, bpp: int) -> np.ndarray:
-    """Undo the PNG per-row filters; returns a (height, stride) uint8 array."""
-    buf = np.frombuffer(raw, dtype=np.uint8)
-    if buf.size < height * (stride + 1):
-        raise ValueError("PNG image data is truncated")
-    rows = buf[: height * (stride + 1)].reshape(height, stride + 1)
-    out = np.zeros((height, stride), dtype=np.uint8)
-    prev = np.zeros(stride, dtype=np.uint8)
-    for y in range(height):
-        ftype = int(rows[y, 0])
-        line = rows[y, 1:].copy()
-        if ftype == 0:
-            pass
-        elif ftype == 1:  # Sub
-            if bpp == 1:
-                line = np.cumsum(line, dtype=np.uint8)
-            else:
-                for x in range(bpp, stride):
-                    line[x] = (int(line[x]) + int(line[x - bpp])) & 0xFF
-        elif ftype == 2:  # Up
-            line = (line.astype(np.uint16) + prev).astype(np.uint8)
-        elif ftype in (3, 4):  # Average, Paeth: sequential along the row
-            cur = line.tolist()
-            up = prev.tolist()
-            for x in range(stride):
-                a = cur[x - bpp] if x >= bpp else 0
-                b = up[x]
-                if ftype == 3:
-                    cur[x] = (cur[x] + ((a + b) >> 1)) & 0xFF
-                else:
-                    c = up[x - bpp] if x >= bpp else 0
-                    p = a + b - c
-                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                    pred = a if (pa <= pb and pa <= pc) else (b if pb <= pc else c)
-                    cur[x] = (cur[x] + pred) & 0xFF
-            line = np.array(cur, dtype=np.uint8)
-        else:
-            raise ValueError(f"bad PNG filter type {ftype}")
-        out[y] = line
-        prev = line
-    return out
-
-
-def _decode_palette_indices_raw(info: _PngInfo) -> np.ndarray:
-    """Decode a non-interlaced palette PNG's index data with zlib + numpy."""
-    if info.interlace:
-        raise ValueError("interlaced palette PNG with repeated palette colours")
-    depth = info.bit_depth
-    stride = (info.width * depth + 7) // 8
-    raw = zlib.decompress(b"".join(info.idat))
-    rows = _unfilter_rows(raw, info.height, stride, 1)
-    if depth == 8:
-        return rows[:, : info.width].copy()
-    bits = np.unpackbits(rows, axis=1)  # MSB first, as PNG packs them
-    per = bits.shape[1] // depth
-    bits = bits[:, : per * depth].reshape(info.height, per, depth)
-    weights = (1 << np.arange(depth - 1, -1, -1)).astype(np.uint8)
-    vals = (bits * weights).sum(axis=2).astype(np.uint8)
-    return vals[:, : info.width].copy()
-
-
-def _palette_indices(data: bytes, info: _PngInfo) -> Optional[np.ndarray]:
-    """Indices of a palette PNG; None when OpenCV cannot decode it at all."""
-    buf = np.frombuffer(data, dtype=np.uint8)
-    pal = info.palette
-    if pal is not None and len(pal):
-        keys = (pal[:, 0].astype(np.int64) << 16) | (pal[:, 1].astype(np.int64) << 8) | pal[:, 2]
-        if len(np.unique(keys)) == len(keys):  # unique colours: map decoded colours back
-            bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-            if bgr is None:
-                return None
-            pix = (bgr[:, :, 2].astype(np.int64) << 16) | (bgr[:, :, 1].astype(np.int64) << 8) | bgr[:, :, 0]
-            order = np.argsort(keys)
-            sk = keys[order]
-            pos = np.clip(np.searchsorted(sk, pix), 0, len(sk) - 1)
-            if np.array_equal(sk[pos], pix):
-                return order[pos].astype(np.uint8)
-    # repeated colours (or colours OpenCV produced that are not in PLTE): decode the indices
-    return _decode_palette_indices_raw(info)
-
-
-# ---------------------------------------------------------------------------
 # public decoders
-
-
-class DecodeError(ValueError):
-    """The bytes are not a readable image; the message says why."""
-
-
-def _jpeg_truncated(data: bytes) -> bool:
-    """True when a JPEG has no end-of-image marker after its first scan."""
-    pos = 2
-    n = len(data)
-    try:
-        while pos + 4 <= n:
-            if data[pos] != 0xFF:
-                return False  # not a marker where one should be: let the decoder judge
-            marker = data[pos + 1]
-            if marker == 0xFF:
-                pos += 1
-                continue
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                pos += 2
-                continue
-            if marker == 0xDA:
-                return data.find(b"\xff\xd9", pos) == -1
-            length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
-            pos += 2 + length
-    except struct.error:
-        return True
-    return True
 
 
 @dataclass
@@ -334,40 +189,36 @@ class DecodedImage:
         return (self.image.shape[1], self.image.shape[0])
 
 
+def _bgr(im: Image.Image) -> np.ndarray:
+    """A decoded Pillow image as H×W×3 BGR uint8."""
+    if _is_16bit(im):
+        gray = (np.asarray(im) >> 8).astype(np.uint8)
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    if im.mode in ("I", "F"):
+        raise DecodeError(
+            f"unsupported pixel type (Pillow mode {im.mode!r}, 32-bit); segzoo reads 8- and 16-bit images"
+        )
+    if im.mode == "L":
+        return cv2.cvtColor(np.asarray(im), cv2.COLOR_GRAY2BGR)
+    if im.mode == "RGB":
+        return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2BGR)
+    if im.mode == "RGBA":
+        return cv2.cvtColor(np.asarray(im), cv2.COLOR_RGBA2BGR)
+    if im.mode == "P" and "transparency" in im.info:
+        return cv2.cvtColor(np.asarray(im.convert("RGBA")), cv2.COLOR_RGBA2BGR)
+    return cv2.cvtColor(np.asarray(im.convert("RGB")), cv2.COLOR_RGB2BGR)  # 1, LA, P, CMYK, YCbCr, ...
+
+
 def decode_image(data: bytes) -> DecodedImage:
     """Decode image bytes to an upright 3-channel BGR ``uint8`` array.
 
     Raises :class:`DecodeError` for empty, truncated or undecodable data.
     """
-    if not data:
-        raise DecodeError("the file is empty (0 bytes)")
     fmt = sniff_format(data)
-    if fmt == "jpeg" and _jpeg_truncated(data):
-        raise DecodeError("the JPEG is truncated (no end-of-image marker)")
-    if fmt == "png":
-        try:
-            if not _png_info(data).has_iend:
-                raise DecodeError("the PNG is truncated (no IEND chunk)")
-        except (ValueError, struct.error) as exc:
-            raise DecodeError(f"the PNG is corrupt ({exc})") from None
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if img is None or img.size == 0:
-        kind = f"a {fmt.upper()} OpenCV cannot decode" if fmt else "not an image format OpenCV can read"
-        raise DecodeError(f"the file is corrupt or {kind}")
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        raise DecodeError(f"unsupported pixel type {img.dtype} (segzoo reads 8- and 16-bit images)")
-    if img.ndim == 2:
-        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    elif img.shape[2] == 1:
-        img = cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2BGR)
-    elif img.shape[2] != 3:
-        raise DecodeError(f"unsupported number of channels {img.shape[2]}")
+    im = _open(data, fmt)
+    img = _bgr(im)
     stored = (img.shape[1], img.shape[0])
-    orientation = exif_orientation(data)
+    orientation = _orientation(im, fmt)
     if orientation != 1:
         img = np.ascontiguousarray(apply_orientation(img, orientation))
     return DecodedImage(img, stored, orientation, fmt)
@@ -383,33 +234,27 @@ class DecodedLabel:
 
 
 def decode_label(data: bytes) -> DecodedLabel:
-    """Decode mask bytes without any conversion (palette PNGs give their indices).
+    """Decode mask bytes without any conversion (palette masks give their indices).
 
+    Colour masks come out in BGR(A) order, 16-bit masks as ``uint16``.
     Raises :class:`DecodeError` for empty, truncated or undecodable data.
     """
-    if not data:
-        raise DecodeError("the file is empty (0 bytes)")
     fmt = sniff_format(data)
-    if fmt == "jpeg" and _jpeg_truncated(data):
-        raise DecodeError("the JPEG is truncated (no end-of-image marker)")
-    if fmt == "png":
-        try:
-            info = _png_info(data)
-            if not info.has_iend:
-                raise DecodeError("the PNG is truncated (no IEND chunk)")
-            if info.color_type == 3:
-                idx = _palette_indices(data, info)
-                if idx is None:
-                    raise DecodeError("the file is corrupt or a PNG OpenCV cannot decode")
-                return DecodedLabel(idx, "palette", fmt)
-        except DecodeError:
-            raise
-        except (ValueError, struct.error, zlib.error) as exc:
-            raise DecodeError(f"the PNG is corrupt ({exc})") from None
-    arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if arr is None or arr.size == 0:
-        kind = f"a {fmt.upper()} OpenCV cannot decode" if fmt else "not an image format OpenCV can read"
-        raise DecodeError(f"the file is corrupt or {kind}")
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
+    im = _open(data, fmt)
+    if im.mode == "P":
+        return DecodedLabel(np.array(im), "palette", fmt)
+    if _is_16bit(im):
+        arr = np.asarray(im).astype(np.uint16)  # native byte order
+    elif im.mode in ("L", "I", "F"):
+        arr = np.array(im)
+    elif im.mode == "1":
+        arr = np.array(im.convert("L"))  # 0/255, as OpenCV reads 1-bit images
+    elif im.mode == "RGB":
+        arr = cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2BGR)
+    elif im.mode == "RGBA":
+        arr = cv2.cvtColor(np.asarray(im), cv2.COLOR_RGBA2BGRA)
+    elif "A" in im.mode:  # LA, PA: colours plus alpha, as OpenCV reads them
+        arr = cv2.cvtColor(np.asarray(im.convert("RGBA")), cv2.COLOR_RGBA2BGRA)
+    else:  # CMYK, YCbCr, ...
+        arr = cv2.cvtColor(np.asarray(im.convert("RGB")), cv2.COLOR_RGB2BGR)
     return DecodedLabel(arr, "gray" if arr.ndim == 2 else "color", fmt)

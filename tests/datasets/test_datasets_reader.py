@@ -7,6 +7,7 @@ import io
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from segzoo.errors import DatasetError, SegzooError
 from segzoo.datasets import (
@@ -18,7 +19,7 @@ from segzoo.datasets import (
     read_list,
     voc_palette,
 )
-from segzoo.datasets._imageio import decode_image, decode_label
+from segzoo.datasets._imageio import DecodeError, decode_image, decode_label, exif_orientation, oriented_size
 
 
 def _pair(root, stem, dsutil, rng=None, size=(20, 30)):
@@ -141,20 +142,49 @@ def test_reader_converts_gray_and_rgba_images_and_names_bad_masks(tmp_path, dsut
         ds[2]
 
 
+def _exif(orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+@pytest.mark.parametrize("container", ["jpeg", "jpeg-pil", "png"])
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_exif_orientation_matches_opencv(dsutil, orientation):
+def test_exif_orientation_matches_opencv_imread(tmp_path, dsutil, container, orientation):
     img = np.zeros((40, 60, 3), np.uint8)
     img[:10, :20] = (255, 0, 0)
     img[30:, 50:] = (0, 0, 255)
     img[5:15, 40:55] = (0, 255, 0)
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 100])
-    data = dsutil.jpeg_with_orientation(buf.tobytes(), orientation)
+    if container == "jpeg":  # hand-made big-endian APP1 holding only the tag
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 100])
+        data = dsutil.jpeg_with_orientation(buf.tobytes(), orientation)
+    else:  # written by Pillow: little-endian EXIF in JPEG APP1 / PNG eXIf
+        out = io.BytesIO()
+        extra = {"quality": 100} if container == "jpeg-pil" else {}
+        fmt = "JPEG" if container == "jpeg-pil" else "PNG"
+        Image.fromarray(img[:, :, ::-1]).save(out, fmt, exif=_exif(orientation), **extra)
+        data = out.getvalue()
+    path = tmp_path / ("x.png" if container == "png" else "x.jpg")
+    path.write_bytes(data)
+    theirs = cv2.imread(str(path), cv2.IMREAD_COLOR)  # applies EXIF orientation
     ours = decode_image(data)
-    theirs = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # applies EXIF
-    assert ours.orientation == orientation
+    assert exif_orientation(data) == ours.orientation == orientation
     assert ours.stored_size == (60, 40)
-    assert ours.image.shape == theirs.shape
+    assert ours.size == oriented_size(60, 40, orientation)
+    assert ours.image.shape == theirs.shape and ours.image.dtype == np.uint8
     assert np.array_equal(ours.image, theirs)
+    assert np.array_equal(read_image(path), theirs)
+
+
+def test_masks_are_never_rotated():
+    idx = np.zeros((20, 30), np.uint8)
+    idx[:5] = 1
+    im = Image.fromarray(idx, "P")
+    im.putpalette(voc_palette(2).ravel().tolist())
+    out = io.BytesIO()
+    im.save(out, "PNG", exif=_exif(6))
+    assert exif_orientation(out.getvalue()) == 6
+    assert np.array_equal(decode_label(out.getvalue()).array, idx)
 
 
 def test_sample_read_is_exif_upright(tmp_path, dsutil):
@@ -172,34 +202,121 @@ def test_sample_read_is_exif_upright(tmp_path, dsutil):
     assert image[:8].mean() > 200 and image[-8:].mean() < 50  # rotated: the white band is on top
 
 
-@pytest.mark.parametrize("filters", [(0,), (1,), (2,), (3,), (4,), (0, 1, 2, 3, 4)])
-def test_palette_png_gives_indices_even_with_repeated_colours(filters, dsutil):
-    pil = pytest.importorskip("PIL.Image")
-    rng = np.random.default_rng(3)
-    idx = rng.integers(0, 6, (23, 37)).astype(np.uint8)
-    idx[5:15, 10:30] = 4
-    unique_pal = voc_palette(256)
-    repeated = voc_palette(256)
-    repeated[6:] = 0  # padded palette: colour of index 0 repeats -> ambiguous colours
-    for pal in (unique_pal, repeated):
-        data = dsutil.palette_png(idx, pal, filters)
-        ref = np.asarray(pil.open(io.BytesIO(data)))
-        got = decode_label(data)
-        assert got.kind == "palette"
-        assert np.array_equal(ref, idx)
-        assert np.array_equal(got.array, idx)
+@pytest.mark.parametrize("repeated", [False, True], ids=["unique-colours", "repeated-colours"])
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_palette_png_gives_indices_at_every_bit_depth(tmp_path, bits, repeated):
+    ncol = 2**bits if bits < 8 else 21
+    rng = np.random.default_rng(bits)
+    idx = rng.integers(0, ncol, (19, 33)).astype(np.uint8)
+    idx[5:15, 10:30] = ncol - 1
+    pal = voc_palette(2**bits)
+    if repeated:  # the upper half of the palette repeats colour 0: colours cannot tell the indices apart
+        pal[max(1, ncol // 2) :] = 0
+    im = Image.fromarray(idx, "P")
+    im.putpalette(pal.ravel().tolist())
+    p = tmp_path / f"p{bits}.png"
+    im.save(p, bits=bits) if bits < 8 else im.save(p)
+    data = p.read_bytes()
+    assert data[24] == bits  # IHDR bit depth: the file really is a {bits}-bit palette PNG
+    got = decode_label(data)
+    assert got.kind == "palette" and got.format == "png"
+    assert got.array.dtype == np.uint8 and np.array_equal(got.array, idx)
+    assert np.array_equal(read_label(p), idx)
+    got.array[0, 0] = 0  # a writable array, like every decoded array
 
 
-def test_pil_palette_png_and_low_bit_depths(tmp_path):
-    pil = pytest.importorskip("PIL.Image")
-    rng = np.random.default_rng(4)
-    for ncol, bits in ((2, 1), (4, 2), (16, 4), (21, 8)):
-        idx = rng.integers(0, ncol, (19, 33)).astype(np.uint8)
-        im = pil.fromarray(idx, "P")
-        im.putpalette(voc_palette(ncol).ravel().tolist())
-        p = tmp_path / f"p{bits}.png"
-        im.save(p, bits=bits) if bits < 8 else im.save(p)
-        assert np.array_equal(read_label(p), idx)
+def test_hand_written_palette_png_with_every_row_filter(dsutil):
+    idx = np.random.default_rng(3).integers(0, 6, (23, 37)).astype(np.uint8)
+    pal = voc_palette(256)
+    pal[6:] = 0
+    got = decode_label(dsutil.palette_png(idx, pal, (0, 1, 2, 3, 4)))
+    assert got.kind == "palette" and np.array_equal(got.array, idx)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF"])
+def test_palette_masks_in_other_formats_give_indices(tmp_path, fmt):
+    idx = np.random.default_rng(6).integers(0, 5, (17, 29)).astype(np.uint8)
+    im = Image.fromarray(idx, "P")
+    im.putpalette(voc_palette(256).ravel().tolist())
+    out = io.BytesIO()
+    im.save(out, fmt)
+    got = decode_label(out.getvalue())
+    assert got.kind == "palette" and np.array_equal(got.array, idx)
+
+
+def _modes():
+    rng = np.random.default_rng(8)
+    bgr = cv2.GaussianBlur(rng.integers(0, 256, (31, 45, 3), dtype=np.uint8), (0, 0), 1)
+    gray = bgr[:, :, 0]
+    pal = Image.fromarray(gray // 16, "P")
+    pal.putpalette(rng.integers(0, 256, 768).astype(np.uint8).tolist())
+
+    def cv(ext, arr, *params):
+        return lambda: cv2.imencode(ext, arr, list(params))[1].tobytes()
+
+    def pil(im, fmt, **kw):
+        def make():
+            out = io.BytesIO()
+            im.save(out, fmt, **kw)
+            return out.getvalue()
+
+        return make
+
+    return {
+        "gray8.png": cv(".png", gray),
+        "gray16.png": cv(".png", gray.astype(np.uint16) * 257 + 3),
+        "bgr16.png": cv(".png", bgr.astype(np.uint16) * 251),
+        "bgra.png": cv(".png", np.dstack([bgr, gray])),
+        "bgra16.png": cv(".png", np.dstack([bgr, gray]).astype(np.uint16) * 255),
+        "la.png": pil(Image.fromarray(np.dstack([gray, bgr[:, :, 1]]), "LA"), "PNG"),
+        "palette.png": pil(pal, "PNG"),
+        "palette-trns.png": pil(pal, "PNG", transparency=3),
+        "palette4.png": pil(pal, "PNG", bits=4),
+        "1bit.png": pil(Image.fromarray(gray > 128), "PNG"),
+        "gray.jpg": cv(".jpg", gray),
+        "progressive.jpg": cv(".jpg", bgr, cv2.IMWRITE_JPEG_PROGRESSIVE, 1),
+        "444.jpg": cv(".jpg", bgr, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444),
+        "bgr.bmp": cv(".bmp", bgr),
+        "palette.bmp": pil(pal, "BMP"),
+        "bgr.tif": cv(".tif", bgr),
+        "gray16.tif": cv(".tif", gray.astype(np.uint16) * 257),
+        "lossless.webp": cv(".webp", bgr, cv2.IMWRITE_WEBP_QUALITY, 101),
+        "lossy.webp": cv(".webp", bgr, cv2.IMWRITE_WEBP_QUALITY, 80),
+        "rgba.webp": pil(Image.fromarray(np.dstack([bgr, gray]), "RGBA"), "WEBP", lossless=True),
+        "palette.gif": pil(pal, "GIF"),
+        "bgr.ppm": cv(".ppm", bgr),
+        "gray.pgm": cv(".pgm", gray),
+        "gray16.pgm": cv(".pgm", gray.astype(np.uint16) * 257 + 3),
+    }
+
+
+@pytest.mark.parametrize("name", list(_modes()))
+def test_images_decode_like_opencv_imread(tmp_path, name):
+    data = _modes()[name]()
+    path = tmp_path / name
+    path.write_bytes(data)
+    theirs = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    ours = decode_image(data).image
+    assert ours.dtype == np.uint8 and ours.ndim == 3 and ours.shape[2] == 3
+    assert np.array_equal(ours, theirs)
+
+
+def test_masks_keep_their_values_bit_depth_and_bgr_order():
+    rng = np.random.default_rng(9)
+    m16 = rng.integers(0, 65536, (12, 17)).astype(np.uint16)
+    got = decode_label(cv2.imencode(".png", m16)[1].tobytes())
+    assert got.kind == "gray" and got.array.dtype == np.uint16 and np.array_equal(got.array, m16)
+    got = decode_label(cv2.imencode(".pgm", m16)[1].tobytes())
+    assert got.kind == "gray" and got.array.dtype == np.uint16 and np.array_equal(got.array, m16)
+    m8 = rng.integers(0, 256, (12, 17)).astype(np.uint8)
+    got = decode_label(cv2.imencode(".png", m8)[1].tobytes())
+    assert got.kind == "gray" and got.array.dtype == np.uint8 and np.array_equal(got.array, m8)
+    bgr = rng.integers(0, 256, (12, 17, 3)).astype(np.uint8)
+    got = decode_label(cv2.imencode(".png", bgr)[1].tobytes())
+    assert got.kind == "color" and np.array_equal(got.array, bgr)
+    bgra = rng.integers(0, 256, (12, 17, 4)).astype(np.uint8)
+    got = decode_label(cv2.imencode(".png", bgra)[1].tobytes())
+    assert got.kind == "color" and np.array_equal(got.array, bgra)
 
 
 def test_palette_helpers():
@@ -223,15 +340,30 @@ def test_decoder_detects_truncation_and_garbage(dsutil):
     rng = np.random.default_rng(5)
     img, mask = dsutil.draw_sample(rng, (32, 32))
     jpg = cv2.imencode(".jpg", img)[1].tobytes()
+    prog = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
     png = cv2.imencode(".png", mask)[1].tobytes()
-    from segzoo.datasets._imageio import DecodeError
+    flipped = bytearray(png)
+    flipped[60] ^= 0xFF  # inside the image data
 
-    for bad in (jpg[: len(jpg) // 2], b"", b"not an image at all"):
-        with pytest.raises(DecodeError):
-            decode_image(bad)
-    for bad in (png[: len(png) - 20], png[:40], b""):
-        with pytest.raises(DecodeError):
-            decode_label(bad)
+    cases = [
+        (jpg[: len(jpg) // 2], "the JPEG is truncated"),
+        (jpg[:-2], "the JPEG is truncated"),  # only the end-of-image marker missing
+        (prog[: len(prog) * 3 // 4], "the JPEG is truncated"),
+        (jpg[:200], "the JPEG is truncated"),  # headers only
+        (png[: len(png) - 20], "the PNG is"),
+        (png[:-12], "the PNG is truncated"),  # only the IEND chunk missing
+        (png[:40], "the PNG is corrupt"),
+        (bytes(flipped), "the PNG is corrupt"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(100), "the PNG is corrupt"),
+        (b"", "empty"),
+        (b"not an image at all", "not an image format"),
+    ]
+    for bad, message in cases:
+        for decode in (decode_image, decode_label):
+            with pytest.raises(DecodeError, match=message):
+                decode(bad)
+    assert exif_orientation(jpg[:20]) == 1 and exif_orientation(b"junk") == 1
+    assert decode_image(jpg + b"trailing bytes").image.shape == (32, 32, 3)  # data after EOI is fine
 
 
 def test_non_utf8_line_is_named_and_the_rest_is_read(tmp_path, dsutil):
