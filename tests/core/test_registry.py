@@ -18,6 +18,7 @@ BUILT_IN = {
     "OCRNet_HRNet-W18", "OCRNet_HRNet-W48", "PP-LiteSeg-T", "PP-LiteSeg-B",
     "SegFormer-B0", "SegFormer-B1", "SegFormer-B2", "SegFormer-B3", "SegFormer-B4", "SegFormer-B5",
     "SeaFormer_tiny", "SeaFormer_small", "SeaFormer_base", "SeaFormer_large",
+    "MaskFormer_tiny", "MaskFormer_small",
 }  # fmt: skip
 
 

@@ -9,7 +9,8 @@ from segzoo.testing import ModelContract
 def _params():
     for name in segzoo.list_models():
         card = segzoo.get_model_card(name)
-        big = (card.figures.size_mb or 0) > 100
+        # big: over 100 MB published, or no size published (MaskFormer: ~42-63 M parameters)
+        big = card.figures.size_mb is None or card.figures.size_mb > 100
         yield pytest.param(name, id=name, marks=[pytest.mark.slow] if big else [])
 
 
