@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list-models": ("segzoo.cli", "list the registered models (no paddle import)"),
     "info": ("segzoo.cli", "show one model's card and config fields"),
     "plugins": ("segzoo.cli", "list the installed plugins, their hooks and versions"),
+    "check-dataset": ("segzoo.datasets.cli", "check a SegDataset (and convert / re-split it)"),
+    "predict": ("segzoo.inference.cli", "predict label maps of images, directories, PDFs or URLs (no args: the demo)"),
+    "export": ("segzoo.inference.cli", "export a model to a PaddleX inference directory"),
 }
 
 

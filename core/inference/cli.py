@@ -1,0 +1,155 @@
+"""``segzoo predict`` and ``segzoo export``.
+
+Nothing heavy is imported at module level (``segzoo --help`` must stay fast);
+paddle comes in when a model is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+
+def _csv_ints(text: str) -> list[int]:
+    try:
+        return [int(p) for p in text.replace("x", ",").split(",") if p.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+# -- predict ------------------------------------------------------------------------------------------
+def add_arguments_predict(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Predict label maps and write <input>_res.json, <input>_res.png (VOC colours) and "
+        "<input>_overlay.png. Without --model and --input: the built-in demo."
+    )
+    p.add_argument("--model", help="model name (segzoo list-models); optional with an exported --model-dir")
+    p.add_argument("--model-dir", help="exported inference directory, or a .pdparams file / directory holding one")
+    p.add_argument("--input", nargs="+", metavar="PATH", help="images, directories, PDFs or http(s) URLs")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--target-size", help="-1 (original size), N for N×N, or W,H")
+    p.add_argument("--output", default="./output", help="directory the results go to (default ./output)")
+    p.add_argument("--device", help="cpu, gpu or gpu:0 (default: a GPU when there is one)")
+    p.add_argument("--engine", help="dygraph or paddle (default: paddle for exported dirs, else dygraph)")
+    p.add_argument("--num-classes", type=int, help="class count of the weights (read from them when left out)")
+    p.add_argument("--slide-window", help="W,H: predict window by window")
+    p.add_argument("--slide-stride", help="W,H: window step (default 3/4 of the window)")
+    p.add_argument("--cpu-threads", type=int, help="paddle engine: CPU threads")
+    p.add_argument("--no-onednn", action="store_true", help="paddle engine: turn oneDNN off on the CPU")
+    p.add_argument("--quiet", action="store_true", help="print only the summary line")
+
+
+def run_predict(args) -> int:
+    from tqdm import tqdm
+
+    from ..errors import ConfigError
+    from .predictor import RandomWeightsWarning, create_model
+    from .run import run_predict as _run
+
+    demo = args.model is None and args.input is None and args.model_dir is None
+    engine_options = {}
+    if args.cpu_threads is not None:
+        engine_options["cpu_threads"] = args.cpu_threads
+    if args.no_onednn:
+        engine_options["onednn"] = False
+    if demo:
+        from .demo import load_demo
+
+        predictor, image = load_demo(device=args.device)
+        inputs = [str(image)]
+    else:
+        if not args.input:
+            raise ConfigError("give the images to predict with --input PATH... (files, directories, PDFs or URLs)")
+        overrides = {}
+        if args.num_classes is not None:
+            overrides["num_classes"] = args.num_classes
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RandomWeightsWarning)
+            predictor = _create(create_model, args, engine_options, overrides)
+        for w in caught:  # one clean line instead of Python's warning format
+            if issubclass(w.category, RandomWeightsWarning):
+                print(f"segzoo predict: warning: {w.message}", file=sys.stderr)
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+        inputs = list(args.input)
+    out = Path(args.output)
+    bar = tqdm(unit="image", file=sys.stderr, disable=None, desc="predict", leave=False)
+    count = {"results": 0}
+
+    def report(result, paths):
+        count["results"] += 1
+        bar.update(1)
+        if not args.quiet:
+            page = f" page {result.page_index}" if result.page_index is not None else ""
+            bar.write(f"{result.input_path or result.name}{page} -> {', '.join(str(p) for p in paths)}")
+        if demo:
+            bar.write(_class_summary(result.pred, predictor.class_names))
+
+    try:
+        _run(None, inputs, out, batch_size=args.batch_size, on_result=report, predictor=predictor)
+    finally:
+        bar.close()
+    what = "the built-in demo" if demo else predictor.model_name
+    print(f"{count['results']} result(s) of {what} written to {out.resolve()}")
+    return 0
+
+
+def _create(create_model, args, engine_options, overrides):
+    return create_model(
+        args.model,
+        model_dir=args.model_dir,
+        target_size=args.target_size,
+        device=args.device,
+        engine=args.engine,
+        engine_options=engine_options or None,
+        slide_window=args.slide_window,
+        slide_stride=args.slide_stride,
+        **overrides,
+    )
+
+
+def _class_summary(pred, class_names) -> str:
+    import numpy as np
+
+    ids, counts = np.unique(pred, return_counts=True)
+    total = float(pred.size)
+    parts = []
+    for i, c in sorted(zip(ids.tolist(), counts.tolist()), key=lambda t: -t[1]):
+        name = class_names[i] if class_names and i < len(class_names) else f"class {i}"
+        parts.append(f"{name} {100.0 * c / total:.1f} %")
+    return "classes: " + ", ".join(parts)
+
+
+# -- export -------------------------------------------------------------------------------------------
+def add_arguments_export(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Export a model to a PaddleX inference directory (inference.json, inference.pdiparams, "
+        "inference.yml) for Paddle Inference, PaddleX and `segzoo predict --model-dir`."
+    )
+    p.add_argument("--model", required=True, help="model name (segzoo list-models)")
+    p.add_argument("--weights", help=".pdparams file (default: random weights, for trying the pipeline)")
+    p.add_argument("--num-classes", type=int, help="class count (read from --weights when left out)")
+    p.add_argument("--output", required=True, help="directory to write (new, empty, or an earlier export)")
+    p.add_argument("--output-op", default="argmax", choices=["argmax", "softmax", "none"])
+    p.add_argument("--input-shape", type=_csv_ints, help="N,3,H,W (-1 for any); default dynamic or the card's")
+
+
+def run_export(args) -> int:
+    from .export import export_model
+
+    config = {"num_classes": args.num_classes} if args.num_classes is not None else None
+    if args.weights is None:
+        print(f"note: no --weights given; {args.model} is exported with random weights", file=sys.stderr)
+    out = export_model(
+        args.model,
+        args.output,
+        config=config,
+        weights=args.weights,
+        input_shape=args.input_shape,
+        output_op=args.output_op,
+    )
+    files = ", ".join(sorted(p.name for p in out.iterdir()))
+    print(f"exported {args.model} to {out.resolve()} ({files})")
+    return 0

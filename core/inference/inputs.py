@@ -1,0 +1,292 @@
+"""Inference inputs: arrays, image files, URLs, directories, PDFs and lists of these.
+
+:func:`iter_inputs` turns whatever the user passed to ``predict()`` into a
+stream of :class:`InputItem` (one decoded BGR image each, with where it came
+from). It is a generator all the way down: a directory of 10,000 images is
+walked lazily and each image is decoded only when the predictor asks for it.
+
+* **arrays**: ``H×W×3`` BGR ``uint8`` (as OpenCV reads), ``H×W`` grayscale,
+  ``H×W×1``, or ``H×W×4`` BGRA (alpha dropped); ``uint16`` is scaled to 8 bits.
+* **image files**: :data:`IMAGE_EXTENSIONS`, any case of the extension;
+  decoded EXIF-orientation-aware, exactly as the dataset reader does.
+* **http(s) URLs**: downloaded with a time limit (the whole download, not
+  per read) and a size cap; an image or a PDF (told apart by their bytes).
+* **directories**: walked recursively in sorted order (by path components),
+  taking image files and PDFs, ignoring other files; symbolic links to
+  directories are not followed.
+* **PDFs**: one item per page, rendered with pypdfium2, with ``page_index``.
+* **lists / tuples**: of any of the above, in order.
+
+Anything that cannot be read raises :class:`~segzoo.errors.InputError` naming
+the input; nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+
+from ..errors import InputError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+PDF_EXTENSIONS = (".pdf",)
+
+#: default limits of a URL download
+DEFAULT_URL_TIMEOUT = 30.0  # seconds, for the whole download
+DEFAULT_URL_MAX_BYTES = 64 * 1024 * 1024
+
+#: pages are rendered at ``PDF_SCALE`` × 72 dpi
+PDF_SCALE = 2.0
+
+
+@dataclass
+class InputItem:
+    """One image to predict, with its origin.
+
+    ``input_path`` is the file path or URL (``None`` for arrays);
+    ``page_index`` the 0-based page of a PDF (``None`` otherwise); ``name``
+    the stem result files are named after; ``key`` identifies the input (two
+    items with the same key are the same input).
+    """
+
+    image: np.ndarray
+    input_path: Optional[str]
+    page_index: Optional[int]
+    name: str
+    key: tuple
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """Limits of URL downloads and the PDF rendering scale."""
+
+    url_timeout: float = DEFAULT_URL_TIMEOUT
+    url_max_bytes: int = DEFAULT_URL_MAX_BYTES
+    pdf_scale: float = PDF_SCALE
+
+
+def is_url(value: Any) -> bool:
+    return isinstance(value, str) and value.lower().startswith(("http://", "https://"))
+
+
+def iter_inputs(inputs: Any, limits: InputLimits = InputLimits()) -> Iterator[InputItem]:
+    """Yield one :class:`InputItem` per image (per page for PDFs), lazily, in order."""
+    counter = {"arrays": 0}
+    yield from _iter_one(inputs, limits, counter, top=True)
+
+
+def _iter_one(value: Any, limits: InputLimits, counter: dict, top: bool = False) -> Iterator[InputItem]:
+    if isinstance(value, np.ndarray):
+        index = counter["arrays"]
+        counter["arrays"] += 1
+        yield InputItem(array_to_bgr(value, f"array input #{index}"), None, None, f"array_{index}", ("array", index))
+    elif isinstance(value, (list, tuple)):
+        if not value and top:
+            raise InputError("the input list is empty; give at least one image, directory, PDF or URL")
+        for element in value:
+            yield from _iter_one(element, limits, counter)
+    elif is_url(value):
+        yield from _iter_url(value, limits)
+    elif isinstance(value, (str, os.PathLike)):
+        yield from _iter_path(Path(value).expanduser(), limits)
+    elif isinstance(value, (bytes, bytearray)):
+        raise InputError(
+            "raw bytes are not an input; decode them first (cv2.imdecode) or give a file path or URL"
+        )
+    else:
+        raise InputError(
+            f"unsupported input of type {type(value).__name__}: give a numpy array (BGR), an image "
+            "path, a directory, a PDF, an http(s) URL, or a list of these"
+        )
+
+
+# -- arrays -----------------------------------------------------------------------------------
+def array_to_bgr(array: np.ndarray, what: str = "array input") -> np.ndarray:
+    """An input array as ``H×W×3`` BGR ``uint8`` (grayscale replicated, alpha dropped)."""
+    img = np.asarray(array)
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    if img.dtype != np.uint8:
+        raise InputError(
+            f"{what} has dtype {img.dtype}; give uint8 pixels 0..255 (e.g. "
+            "np.clip(x, 0, 255).astype(np.uint8)), as cv2.imread returns"
+        )
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]
+    if img.ndim != 3 or img.shape[2] != 3:
+        raise InputError(
+            f"{what} has shape {tuple(np.shape(array))}; give H×W (grayscale), H×W×3 (BGR) or H×W×4 (BGRA)"
+        )
+    if img.shape[0] == 0 or img.shape[1] == 0:
+        raise InputError(f"{what} is empty (shape {tuple(np.shape(array))})")
+    return np.ascontiguousarray(img)
+
+
+# -- files and directories --------------------------------------------------------------------
+def _kind(path: Path) -> Optional[str]:
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in PDF_EXTENSIONS:
+        return "pdf"
+    return None
+
+
+def _iter_path(path: Path, limits: InputLimits) -> Iterator[InputItem]:
+    if path.is_dir():
+        found = 0
+        for file in walk_directory(path):
+            found += 1
+            yield from _iter_file(file, limits)
+        if not found:
+            raise InputError(
+                f"directory {path} holds no image or PDF files (looked for "
+                f"{', '.join(IMAGE_EXTENSIONS + PDF_EXTENSIONS)}, any case, in every subdirectory)"
+            )
+        return
+    if not path.exists():
+        raise InputError(f"input {path} does not exist; give an existing image, directory, PDF or URL")
+    if _kind(path) is None:
+        raise InputError(
+            f"input {path} has the unsupported extension {path.suffix or '(none)'!r}; supported: "
+            f"{', '.join(IMAGE_EXTENSIONS + PDF_EXTENSIONS)} (any case)"
+        )
+    yield from _iter_file(path, limits)
+
+
+def walk_directory(root: Path) -> Iterator[Path]:
+    """Image and PDF files under ``root``, recursively, sorted by path components, lazily."""
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError as exc:
+        raise InputError(f"cannot list directory {root}: {exc.strerror or exc}") from exc
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+        except OSError:
+            is_dir = False
+        if is_dir:
+            yield from walk_directory(Path(entry.path))
+        elif _kind(Path(entry.name)) is not None:
+            yield Path(entry.path)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read input {path}: {exc.strerror or exc}") from exc
+
+
+def _iter_file(path: Path, limits: InputLimits) -> Iterator[InputItem]:
+    if _kind(path) == "pdf":
+        yield from iter_pdf_pages(path, str(path), path.stem, limits.pdf_scale)
+        return
+    image = decode_image_bytes(_read_bytes(path), str(path))
+    yield InputItem(image, str(path), None, path.stem, ("file", str(path.resolve()), None))
+
+
+def decode_image_bytes(data: bytes, where: str) -> np.ndarray:
+    """Decode image bytes to BGR ``uint8``, EXIF-orientation-aware; ``InputError`` naming ``where``."""
+    from ..datasets._imageio import DecodeError, decode_image
+
+    try:
+        return decode_image(data).image
+    except DecodeError as exc:
+        raise InputError(f"cannot read image {where}: {exc}") from None
+
+
+# -- PDFs ---------------------------------------------------------------------------------------
+def iter_pdf_pages(source, where: str, name: str, scale: float = PDF_SCALE) -> Iterator[InputItem]:
+    """One :class:`InputItem` per page of the PDF at ``source`` (a path or the file's bytes)."""
+    import pypdfium2 as pdfium
+
+    if isinstance(source, Path):
+        source = _read_bytes(source)
+    try:
+        pdf = pdfium.PdfDocument(source)
+    except pdfium.PdfiumError as exc:
+        raise InputError(f"cannot read PDF {where}: {exc}") from None
+    try:
+        if len(pdf) == 0:
+            raise InputError(f"PDF {where} has no pages")
+        for index in range(len(pdf)):
+            page = pdf[index]
+            try:
+                bitmap = page.render(scale=scale)
+                array = bitmap.to_numpy()
+                mode = bitmap.mode
+            except pdfium.PdfiumError as exc:
+                raise InputError(f"cannot render page {index} of PDF {where}: {exc}") from None
+            finally:
+                page.close()
+            if mode in ("RGB", "RGBA", "RGBX"):
+                array = array[:, :, 2::-1] if array.shape[2] >= 3 else array
+            image = array_to_bgr(np.ascontiguousarray(array[:, :, :3] if array.ndim == 3 else array), f"page {index} of {where}")
+            yield InputItem(image, where, index, f"{name}_{index}", ("pdf", where, index))
+    finally:
+        pdf.close()
+
+
+# -- URLs -----------------------------------------------------------------------------------------
+def fetch_url(url: str, timeout: float = DEFAULT_URL_TIMEOUT, max_bytes: int = DEFAULT_URL_MAX_BYTES) -> bytes:
+    """Download ``url`` within ``timeout`` seconds (the whole transfer) and ``max_bytes``.
+
+    Raises :class:`InputError` naming the URL on HTTP errors, time-outs,
+    oversized bodies and network failures.
+    """
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    chunks, size = [], 0
+    try:
+        with httpx.stream("GET", url, timeout=httpx.Timeout(timeout), follow_redirects=True) as response:
+            if response.status_code >= 400:
+                raise InputError(f"cannot download {url}: HTTP {response.status_code} {response.reason_phrase}")
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise InputError(
+                    f"cannot download {url}: it is {int(declared):,} bytes, above the limit of "
+                    f"{max_bytes:,} (raise url_max_bytes, or download it yourself)"
+                )
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise InputError(
+                        f"cannot download {url}: more than the limit of {max_bytes:,} bytes "
+                        "(raise url_max_bytes, or download it yourself)"
+                    )
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise InputError(
+                        f"cannot download {url}: not finished within {timeout:g} s (raise url_timeout)"
+                    )
+    except httpx.TimeoutException:
+        raise InputError(f"cannot download {url}: no answer within {timeout:g} s (raise url_timeout)") from None
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise InputError(f"cannot download {url}: {type(exc).__name__}: {exc}") from None
+    return b"".join(chunks)
+
+
+def _url_name(url: str) -> str:
+    stem = Path(unquote(urlparse(url).path)).stem
+    return stem or "url"
+
+
+def _iter_url(url: str, limits: InputLimits) -> Iterator[InputItem]:
+    data = fetch_url(url, limits.url_timeout, limits.url_max_bytes)
+    name = _url_name(url)
+    if data[:5] == b"%PDF-":
+        yield from iter_pdf_pages(data, url, name, limits.pdf_scale)
+        return
+    yield InputItem(decode_image_bytes(data, url), url, None, name, ("url", url, None))

@@ -1,0 +1,567 @@
+"""``create_model(...).predict(...)``: the predictor.
+
+>>> import segzoo
+>>> model = segzoo.create_model("PP-LiteSeg-T", model_dir="output/best_model/inference")
+>>> for res in model.predict(["a.jpg", "pages.pdf", "https://host/b.png"], batch_size=2):
+...     res.save_to_img("output/")
+
+The pipeline for every image: read (see :mod:`segzoo.inference.inputs`) →
+resize to the ``target_size`` in force (see :mod:`segzoo.inference.sizes`) →
+normalise (the model's ``preprocess`` hook, or ``Deploy.transforms`` of an
+exported directory) → pad right/bottom with 0 (the mean colour after
+normalising) to a multiple of the card's ``size_divisor`` → the engine →
+crop the padding off → back to the original size (scores resized
+bilinearly, then argmax; an engine that outputs labels only is resized
+nearest) → :class:`~segzoo.inference.result.SegResult`.
+
+**Batches.** ``batch_size`` images are read at a time; those whose padded
+sizes agree run through the engine together, the others in their own
+sub-batches. Padding every image to the batch's largest would change the
+predictions of models with global context (pooling, attention), so a mask
+never depends on the batch it was in: ``batch_size`` is a speed setting.
+
+**Large images** (more than ``max_pixels`` after resizing, 4096² by
+default) and every image when ``slide_window=(W, H)`` is given are predicted
+window by window: windows every ``slide_stride`` pixels (default 3/4 of the
+window), the scores of overlapping windows averaged. This needs an engine
+that outputs scores (dygraph, or a model exported with ``output_op`` none or
+softmax).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import warnings
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, ExportError, WeightsError
+from .engines import Engine, check_options, default_engine, engine_spec
+from .inputs import InputLimits, array_to_bgr, iter_inputs
+from .modeldir import ModelSource, resolve_model_dir
+from .result import SaveLedger, SegResult
+from .sizes import DEFAULT_MAX_PIXELS, ResizePlan, ceil_to, parse_size, parse_slide, resolve_target_size, window_grid
+
+log = logging.getLogger("segzoo")
+
+
+class RandomWeightsWarning(UserWarning):
+    """A predictor was created without weights: its predictions mean nothing."""
+
+
+class Predictor:
+    """A model ready to predict. Create it with :func:`create_model` or :meth:`from_model`.
+
+    Attributes:
+        model_name: the model's registered name.
+        config: its validated config (``num_classes``, ``mean``, ``std``, ...).
+        card: its :class:`~segzoo.ModelCard`.
+        engine: the :class:`~segzoo.inference.engines.Engine` that runs batches.
+        source: where the weights came from (:class:`~segzoo.inference.modeldir.ModelSource`).
+        layer: the dygraph ``paddle.nn.Layer`` (``None`` for exported models).
+        target_size: the ``create_model()`` level of ``target_size``.
+        class_names: names of the classes when known (the demo sets them), else ``None``.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        config: Any,
+        engine: Engine,
+        source: ModelSource,
+        *,
+        layer: Any = None,
+        target_size: Any = None,
+        slide_window: Any = None,
+        slide_stride: Any = None,
+        max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
+        limits: InputLimits = InputLimits(),
+    ):
+        from ..registry import get_registry
+
+        self.registry = get_registry()
+        self.model_name = model_name
+        self.card = self.registry.card(model_name)
+        self.config = config
+        self.engine = engine
+        self.source = source
+        self.layer = layer
+        parse_size(target_size)  # validate now, not at the first image
+        self.target_size = target_size
+        self._slide = parse_slide(slide_window, slide_stride)
+        self.max_pixels = _check_max_pixels(max_pixels)
+        self.limits = limits
+        self.class_names: Optional[list[str]] = None
+        deploy = source.deploy
+        if deploy is not None:
+            self._mean = np.asarray(deploy.mean, np.float32)
+            self._std = np.asarray(deploy.std, np.float32)
+
+    # -- construction -----------------------------------------------------------------------------
+    @classmethod
+    def from_model(cls, model_name: str, config: Any, layer: Any, **kwargs) -> "Predictor":
+        """Wrap an already built dygraph ``layer`` (e.g. the trainer's model) without copying it.
+
+        ``config`` is the model's config object or a dict of its fields. Cheap:
+        nothing is built, loaded or moved; the layer runs on paddle's current
+        device, in eval mode during each call (a training layer is put back in
+        train mode afterwards). ``kwargs`` are :class:`Predictor` options
+        (``target_size``, ``slide_window``, ``max_pixels``...). Use
+        :meth:`predict_arrays` for the fastest path from arrays to masks.
+        """
+        from ..registry import get_registry
+
+        cfg = get_registry().config(model_name, config)
+        from .engines import DygraphEngine
+
+        engine = DygraphEngine(model_name, cfg, layer)
+        return cls(model_name, cfg, engine, ModelSource("layer"), layer=layer, **kwargs)
+
+    def __repr__(self) -> str:
+        where = f" from {self.source.path}" if self.source.path else f" ({self.source.kind})"
+        return f"<Predictor {self.model_name}{where}, engine {self.engine.name}>"
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.config.num_classes)
+
+    # -- the public calls -------------------------------------------------------------------------
+    def predict(
+        self,
+        input: Any,
+        batch_size: int = 1,
+        target_size: Any = None,
+        *,
+        slide_window: Any = None,
+        slide_stride: Any = None,
+        max_pixels: Any = "default",
+    ) -> Iterator[SegResult]:
+        """Predict every image of ``input``; a generator of :class:`SegResult`, in input order.
+
+        Args:
+            input: a BGR array, an image path, a directory, a PDF, an http(s)
+                URL, or a list of these (see :mod:`segzoo.inference.inputs`).
+            batch_size: images read and run together (a speed setting only).
+            target_size: ``-1``, ``n`` or ``(W, H)``; ``None`` leaves it to
+                ``create_model()``'s and then to the model directory's.
+            slide_window / slide_stride: ``(W, H)`` for sliding-window inference.
+            max_pixels: images larger than this (after resizing) slide with
+                the card's ``input_size`` windows; ``None`` never. An engine
+                that outputs labels only (an argmax export) cannot slide: by
+                default it predicts large images whole (with a warning), and
+                an explicit ``max_pixels`` or ``slide_window`` is an error.
+
+        Arguments are checked at once; reading and predicting happen as the
+        generator is consumed, ``batch_size`` images at a time.
+        """
+        options = self._options(batch_size, target_size, slide_window, slide_stride, max_pixels)
+        return self._generate(input, options)
+
+    __call__ = predict
+
+    def predict_arrays(
+        self,
+        images: Sequence[np.ndarray],
+        batch_size: int = 1,
+        target_size: Any = None,
+        *,
+        slide_window: Any = None,
+        slide_stride: Any = None,
+        max_pixels: Any = "default",
+    ) -> list[np.ndarray]:
+        """Label maps (``H×W``, at each image's size) for a list of BGR arrays: the fast path.
+
+        No reading, no result objects: what the evaluator and the trainer use.
+        Same sizes, padding and sliding rules as :meth:`predict`.
+        """
+        images = _as_list(images)
+        if not images:
+            return []
+        options = self._options(batch_size, target_size, slide_window, slide_stride, max_pixels)
+        arrays = [array_to_bgr(img, f"images[{i}]") for i, img in enumerate(images)]
+        return self._run(arrays, options, want="labels")
+
+    def predict_scores(
+        self,
+        images: Sequence[np.ndarray],
+        batch_size: int = 1,
+        target_size: Any = None,
+        *,
+        slide_window: Any = None,
+        slide_stride: Any = None,
+        max_pixels: Any = "default",
+    ) -> list[np.ndarray]:
+        """Class scores ``C×H×W`` ``float32`` at each image's original size (before the argmax).
+
+        Needs an engine that outputs scores (not a model exported with argmax).
+        """
+        if self.engine.outputs != "scores":
+            raise ConfigError(
+                f"{self.model_name}: this engine outputs labels only (exported with output_op argmax); "
+                "scores need the dygraph engine or a model exported with output_op none"
+            )
+        images = _as_list(images)
+        if not images:
+            return []
+        options = self._options(batch_size, target_size, slide_window, slide_stride, max_pixels)
+        arrays = [array_to_bgr(img, f"images[{i}]") for i, img in enumerate(images)]
+        return self._run(arrays, options, want="scores")
+
+    def export(self, out_dir, output_op: str = "argmax", input_shape: Any = None) -> Path:
+        """Export this predictor's network to a PaddleX inference directory (see :func:`export_model`)."""
+        from .export import export_model
+
+        if self.layer is None:
+            raise ExportError(
+                f"this predictor runs an exported model already ({self.source.path}); copy that directory"
+            )
+        return export_model(
+            self.model_name, out_dir, config=self.config, layer=self.layer, input_shape=input_shape, output_op=output_op
+        )
+
+    # -- options ----------------------------------------------------------------------------------
+    def _options(self, batch_size, target_size, slide_window, slide_stride, max_pixels) -> dict:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ConfigError(f"batch_size: {batch_size!r} must be an int >= 1")
+        deploy_resize = self.source.deploy.resize if self.source.deploy is not None else None
+        plan = resolve_target_size(target_size, self.target_size, deploy_resize)
+        slide = parse_slide(slide_window, slide_stride) or self._slide
+        limit = self.max_pixels if isinstance(max_pixels, str) and max_pixels == "default" else _check_max_pixels(max_pixels)
+        whole_warning = None
+        if self.engine.outputs != "scores" and isinstance(max_pixels, str) and max_pixels == "default":
+            # an argmax export cannot average windows: large images go through whole, with a warning
+            whole_warning, limit = limit, None
+        if self.engine.input_hw is not None:
+            h, w = self.engine.input_hw
+            if slide_window is not None:
+                raise ConfigError(
+                    f"{self.model_name}: this model was exported for {w}×{h} inputs only, so it cannot "
+                    "predict window by window; export it with a dynamic shape to slide"
+                )
+            if target_size is not None and parse_size(target_size) not in (None, (w, h)):
+                log.warning("%s: exported for %d×%d inputs; target_size %s is ignored", self.model_name, w, h, target_size)
+            plan, slide, limit, whole_warning = ResizePlan((w, h)), None, None, None
+        if slide is not None and self.engine.outputs != "scores":
+            raise ConfigError(
+                f"{self.model_name}: sliding-window inference averages scores, but this engine outputs "
+                "labels only (exported with output_op argmax); use the dygraph engine or export with "
+                "output_op none"
+            )
+        return {"batch_size": int(batch_size), "plan": plan, "slide": slide, "max_pixels": limit, "whole_warning": whole_warning}
+
+    # -- the pipeline -----------------------------------------------------------------------------
+    def _generate(self, input: Any, options: dict) -> Iterator[SegResult]:
+        ledger = SaveLedger()
+        items = iter_inputs(input, self.limits)
+        while True:
+            batch = list(itertools.islice(items, options["batch_size"]))
+            if not batch:
+                return
+            masks = self._run([it.image for it in batch], options, want="labels")
+            for item, mask in zip(batch, masks):
+                yield SegResult(
+                    mask,
+                    item.image,
+                    input_path=item.input_path,
+                    page_index=item.page_index,
+                    name=item.name,
+                    key=item.key,
+                    ledger=ledger,
+                )
+
+    def normalize(self, image: np.ndarray) -> np.ndarray:
+        """One BGR ``uint8`` image → ``3×H×W`` ``float32`` network input (not padded)."""
+        if self.source.deploy is not None:
+            rgb = image[:, :, ::-1].astype(np.float32) * (1.0 / 255.0)
+            return np.ascontiguousarray(((rgb - self._mean) / self._std).transpose(2, 0, 1))
+        out = self.registry.preprocess(self.model_name, self.config, image)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def _run(self, images: list[np.ndarray], options: dict, want: str) -> list[np.ndarray]:
+        import cv2
+
+        plan: ResizePlan = options["plan"]
+        prepared = []  # (index, normalised CHW, original (h, w))
+        outputs: list[Optional[np.ndarray]] = [None] * len(images)
+        for i, img in enumerate(images):
+            h0, w0 = img.shape[:2]
+            w, h = plan.output_size(w0, h0)
+            resized = img if (w, h) == (w0, h0) else cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+            chw = self.normalize(resized)
+            slide = options["slide"]
+            if slide is None and options["max_pixels"] and h * w > options["max_pixels"]:
+                win = tuple(self.card.input_size)
+                slide = (win, (max(1, win[0] * 3 // 4), max(1, win[1] * 3 // 4)))
+                if self.engine.outputs != "scores":
+                    raise ConfigError(
+                        f"image {i} is {w}×{h} pixels, above max_pixels={options['max_pixels']}, but this "
+                        "engine outputs labels only, so it cannot slide; pass max_pixels=None to predict it "
+                        "whole, or use an engine that outputs scores"
+                    )
+                log.info("image %d (%d×%d) is predicted window by window (%s, stride %s)", i, w, h, slide[0], slide[1])
+            if slide is None and options["whole_warning"] and h * w > options["whole_warning"]:
+                log.warning(
+                    "image %d is %d×%d pixels; this engine outputs labels only (an argmax export), so it is "
+                    "predicted whole, not window by window: export with output_op none to slide",
+                    i, w, h,
+                )
+            if slide is not None:
+                scores = self._slide_scores(chw, slide, options["batch_size"])
+                outputs[i] = self._finish(scores, (h0, w0), want)
+            else:
+                prepared.append((i, chw, (h0, w0)))
+        # whole images: those with the same padded size run together
+        divisor = self.card.size_divisor if self.engine.input_hw is None else 1
+        groups: dict[tuple[int, int], list] = {}
+        for entry in prepared:
+            _, chw, _ = entry
+            key = (ceil_to(chw.shape[1], divisor), ceil_to(chw.shape[2], divisor))
+            groups.setdefault(key, []).append(entry)
+        step = options["batch_size"]
+        if self.engine.max_batch:
+            step = min(step, self.engine.max_batch)
+        for (hp, wp), entries in groups.items():
+            for start in range(0, len(entries), step):
+                chunk = entries[start : start + step]
+                batch = np.zeros((len(chunk), 3, hp, wp), np.float32)
+                for j, (_, chw, _) in enumerate(chunk):
+                    batch[j, :, : chw.shape[1], : chw.shape[2]] = chw
+                out = self.engine.run(batch)
+                for j, (i, chw, orig) in enumerate(chunk):
+                    outputs[i] = self._finish(out[j, ..., : chw.shape[1], : chw.shape[2]], orig, want)
+        return outputs  # type: ignore[return-value]
+
+    def _slide_scores(self, chw: np.ndarray, slide, batch_size: int) -> np.ndarray:
+        """Scores of one image from overlapping windows, averaged where they overlap."""
+        (win, stride) = slide
+        _, h, w = chw.shape
+        boxes = window_grid(h, w, win, stride)
+        wh, ww = boxes[0][1] - boxes[0][0], boxes[0][3] - boxes[0][2]
+        hp, wp = ceil_to(wh, self.card.size_divisor), ceil_to(ww, self.card.size_divisor)
+        total: Optional[np.ndarray] = None
+        count = np.zeros((h, w), np.float32)
+        for start in range(0, len(boxes), batch_size):
+            chunk = boxes[start : start + batch_size]
+            batch = np.zeros((len(chunk), 3, hp, wp), np.float32)
+            for j, (y1, y2, x1, x2) in enumerate(chunk):
+                batch[j, :, :wh, :ww] = chw[:, y1:y2, x1:x2]
+            out = self.engine.run(batch)
+            if out.ndim != 4:
+                raise ConfigError(f"{self.model_name}: sliding-window inference needs scores, the engine gave labels")
+            if total is None:
+                total = np.zeros((out.shape[1], h, w), np.float32)
+            for j, (y1, y2, x1, x2) in enumerate(chunk):
+                total[:, y1:y2, x1:x2] += out[j, :, :wh, :ww]
+                count[y1:y2, x1:x2] += 1
+        return total / count
+
+    def _finish(self, out: np.ndarray, orig: tuple[int, int], want: str) -> np.ndarray:
+        """Engine output for one image (cropped) → labels or scores at the original size."""
+        import cv2
+
+        h0, w0 = orig
+        same = out.shape[-2:] == (h0, w0)
+        if out.ndim == 3:  # scores C×H×W
+            if not same:
+                out = resize_scores(out, (w0, h0))
+            if want == "scores":
+                return np.ascontiguousarray(out, dtype=np.float32)
+            return self._labels(np.argmax(out, axis=0))
+        if want == "scores":
+            raise ConfigError(f"{self.model_name}: the engine outputs labels only; scores are not available")
+        labels = out.astype(np.int32, copy=False)
+        if not same:
+            labels = cv2.resize(labels, (w0, h0), interpolation=cv2.INTER_NEAREST)
+        return self._labels(labels)
+
+    def _labels(self, labels: np.ndarray) -> np.ndarray:
+        if self.num_classes <= 256 and (labels.size == 0 or int(labels.max()) <= 255):
+            return labels.astype(np.uint8)
+        return labels.astype(np.int32)
+
+
+def resize_scores(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``C×H×W`` scores resized bilinearly (half-pixel centres, as paddle's default) to ``size = (W, H)``."""
+    import cv2
+
+    c = scores.shape[0]
+    out = np.empty((c, size[1], size[0]), np.float32)
+    for start in range(0, c, 512):  # OpenCV handles at most 512 channels at once
+        part = np.ascontiguousarray(scores[start : start + 512].transpose(1, 2, 0), dtype=np.float32)
+        resized = cv2.resize(part, size, interpolation=cv2.INTER_LINEAR)
+        if resized.ndim == 2:
+            resized = resized[:, :, None]
+        out[start : start + 512] = resized.transpose(2, 0, 1)
+    return out
+
+
+def _as_list(images) -> list:
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        return list(images)
+    if isinstance(images, np.ndarray):
+        return [images]
+    return list(images)
+
+
+def _check_max_pixels(value) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ConfigError(f"max_pixels: {value!r} must be a positive int, or None to never slide")
+    return int(value)
+
+
+# -- create_model ---------------------------------------------------------------------------------
+def create_model(
+    model_name: Optional[str] = None,
+    model_dir=None,
+    target_size: Any = None,
+    device: Optional[str] = None,
+    engine: Optional[str] = None,
+    *,
+    engine_options: Optional[dict] = None,
+    slide_window: Any = None,
+    slide_stride: Any = None,
+    max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
+    url_timeout: float = InputLimits.url_timeout,
+    url_max_bytes: int = InputLimits.url_max_bytes,
+    **config_overrides,
+) -> Predictor:
+    """A :class:`Predictor` for ``model_name``: ``segzoo.create_model("PP-LiteSeg-T", model_dir=...)``.
+
+    Args:
+        model_name: a registered model (``segzoo list-models``). May be left
+            out when ``model_dir`` is an exported directory whose
+            ``inference.yml`` names it; a different name there is an error.
+        model_dir: an exported PaddleX inference directory, or dygraph weights
+            (a ``.pdparams`` file or a directory holding one). Without it and
+            without ``pretrained=``, the network is randomly initialised (a
+            :class:`RandomWeightsWarning` says so). Nothing is ever downloaded.
+        target_size: the default ``target_size`` of :meth:`Predictor.predict`.
+        device: ``"cpu"``, ``"gpu"``, ``"gpu:0"``; ``None`` picks a GPU when there is one.
+        engine: ``"dygraph"`` or ``"paddle"`` (Paddle Inference); ``None``
+            picks ``"paddle"`` for exported directories, else ``"dygraph"``.
+        engine_options: options of the engine, e.g. ``{"onednn": False,
+            "cpu_threads": 4}`` for ``"paddle"``.
+        slide_window, slide_stride, max_pixels: defaults of the sliding-window
+            options of :meth:`Predictor.predict`.
+        url_timeout, url_max_bytes: limits of URL downloads.
+        **config_overrides: fields of the model's config (``num_classes=4``,
+            ``pretrained="model.pdparams"``, ``mean=...``).
+
+    With dygraph weights whose class count differs from the card's and no
+    ``num_classes`` given, the count is read from the weights' shapes.
+    """
+    from ..registry import get_registry
+
+    registry = get_registry()
+    source = resolve_model_dir(model_dir) if model_dir is not None else None
+    deploy = source.deploy if source is not None else None
+    if model_name is None:
+        if deploy is None or not deploy.model_name:
+            raise ConfigError(
+                "model_name is missing; give it (see `segzoo list-models`), or a model_dir whose "
+                "inference.yml names the model under Global.model_name"
+            )
+        model_name = deploy.model_name
+    card = registry.card(model_name)
+    if deploy is not None and deploy.model_name and deploy.model_name != model_name:
+        raise ConfigError(
+            f"{deploy.path}: Global.model_name is {deploy.model_name!r} but the model asked for is "
+            f"{model_name!r}; use create_model({deploy.model_name!r}, ...) or the directory of a "
+            f"{model_name} export"
+        )
+    limits = InputLimits(url_timeout=float(url_timeout), url_max_bytes=int(url_max_bytes))
+    parse_size(target_size)
+    opts = dict(target_size=target_size, slide_window=slide_window, slide_stride=slide_stride, max_pixels=max_pixels, limits=limits)
+
+    pretrained = config_overrides.pop("pretrained", None)
+    if source is None:
+        source = ModelSource("weights", weights=Path(pretrained).expanduser()) if pretrained else ModelSource("random")
+        if pretrained is not None:
+            registry.config(model_name, pretrained=pretrained)  # the config's check names a missing file
+    elif pretrained is not None:
+        raise ConfigError(
+            f"give the weights once: model_dir={str(model_dir)!r} and pretrained={str(pretrained)!r} were both given"
+        )
+    spec = engine_spec(engine or default_engine(source.kind), source.kind)
+    options = check_options(spec, engine_options or {})
+
+    if source.kind == "inference":
+        base = {"mean": deploy.mean, "std": deploy.std}
+        if deploy.num_classes:
+            base["num_classes"] = deploy.num_classes
+        config = registry.config(model_name, {**base, **config_overrides})
+        eng = spec.factory(model_name, config, source, device, options)
+        return Predictor(model_name, config, eng, source, **opts)
+
+    from ..device import set_device
+
+    set_device(device)
+    config = registry.config(model_name, config_overrides)
+    if source.kind == "weights":
+        layer, config = _build_with_weights(model_name, config, source.weights, "num_classes" in config_overrides)
+    else:
+        warnings.warn(
+            RandomWeightsWarning(
+                f"{model_name} has random weights: no model_dir and no pretrained= were given, so its "
+                "predictions mean nothing. Give weights with create_model(name, model_dir=<exported "
+                "inference dir, or a .pdparams file / a directory holding one>) or pretrained=<.pdparams>; "
+                "segzoo never downloads weights."
+            ),
+            stacklevel=3,
+        )
+        layer = registry.build_model(model_name, config)
+    layer.eval()
+    eng = spec.factory(model_name, config, source, device, {**options, "layer": layer})
+    return Predictor(model_name, config, eng, source, layer=layer, **opts)
+
+
+def _build_with_weights(model_name: str, config, weights: Path, num_classes_given: bool):
+    """Build ``model_name`` and load ``weights``; the class count comes from the file unless given."""
+    from ..registry import get_registry
+    from ..weights import load_weights, read_state_dict
+
+    registry = get_registry()
+    layer = registry.build_model(model_name, config)
+    state = read_state_dict(weights)
+    if "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    own = {k: tuple(v.shape) for k, v in layer.state_dict().items()}
+    shapes = {k: tuple(getattr(v, "shape", None) or np.shape(v)) for k, v in state.items() if k in own}
+    mismatched = [(k, own[k], shapes[k]) for k in own if k in shapes and shapes[k] != own[k]]
+    guess = _guess_num_classes(mismatched, config.num_classes)
+    if mismatched and guess and not num_classes_given:
+        log.info("%s: %s holds %d classes; building the model with num_classes=%d", model_name, weights, guess, guess)
+        config = registry.config(model_name, {**config.model_dump(), "num_classes": guess})
+        layer = registry.build_model(model_name, config)
+    del state
+    report = load_weights(layer, weights)
+    if report.mismatched or report.missing:
+        hint = ""
+        if guess and guess != config.num_classes:
+            hint = f" The file looks like a {guess}-class model: pass num_classes={guess}."
+        raise WeightsError(
+            f"{weights} does not fit {model_name} with num_classes={config.num_classes}: "
+            f"{report.summary()}.{hint} Predicting with partly random weights would give meaningless masks."
+        )
+    return layer, config
+
+
+def _guess_num_classes(mismatched, num_classes: int) -> Optional[int]:
+    """The class count the file's head has, when every mismatch is the class dimension."""
+    guesses = set()
+    for _name, model_shape, file_shape in mismatched:
+        if (
+            len(model_shape) == len(file_shape)
+            and model_shape
+            and model_shape[0] == num_classes
+            and model_shape[1:] == file_shape[1:]
+        ):
+            guesses.add(file_shape[0])
+        else:
+            return None
+    return guesses.pop() if len(guesses) == 1 else None

@@ -1,0 +1,166 @@
+"""Input sizes: ``target_size`` parsing and priority, padding to the stride, sliding windows.
+
+``target_size`` follows PaddleX:
+
+* ``-1`` (or ``(-1, -1)``): the original size, no resizing;
+* an int ``n``: ``(n, n)``;
+* a pair ``(W, H)``: width first;
+* ``None``: "not decided here", the next level decides.
+
+The levels, highest first: the ``predict()`` argument, the ``create_model()``
+argument, the model directory's ``inference.yml`` (a ``Resize`` in
+``Deploy.transforms``), and at the bottom the original size.
+
+A ``target_size`` given here resizes to exactly ``(W, H)``. (PaddleX's own
+predictor keeps the aspect ratio inside the ``(W, H)`` box and rounds the
+sides up to a multiple of 32; a ``Resize`` read from an ``inference.yml``
+does the same here, with the ``keep_ratio`` / ``size_divisor`` it names.)
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from ..errors import ConfigError
+
+ORIGINAL = (-1, -1)
+
+#: above this many pixels (after any resizing) an image is predicted window by window
+DEFAULT_MAX_PIXELS = 4096 * 4096
+
+
+def parse_size(value: Any, what: str = "target_size", allow_original: bool = True) -> Optional[tuple[int, int]]:
+    """Normalise a size to ``None``, ``(-1, -1)`` or ``(W, H)`` with positive sides.
+
+    Accepts ints, pairs, and the strings the CLI passes (``"-1"``, ``"512"``,
+    ``"1024,512"``, ``"1024x512"``). Raises :class:`ConfigError` naming ``what``.
+    """
+    if value is None:
+        return None
+    hint = "use -1 (original size), an int n for (n, n), or a pair (W, H) of positive ints"
+    if not allow_original:
+        hint = "use an int n for (n, n) or a pair (W, H) of positive ints"
+    if isinstance(value, str):
+        text = value.strip().lower().replace("x", ",").replace(" ", ",")
+        parts = [p for p in text.split(",") if p]
+        try:
+            nums = [int(p) for p in parts]
+        except ValueError:
+            raise ConfigError(f"{what}: {value!r} is not a size; {hint}") from None
+        value = nums[0] if len(nums) == 1 else nums
+    if isinstance(value, bool):
+        raise ConfigError(f"{what}: {value!r} is not a size; {hint}")
+    if isinstance(value, numbers.Integral):
+        n = int(value)
+        if n == -1 and allow_original:
+            return ORIGINAL
+        if n <= 0:
+            raise ConfigError(f"{what}: {n} is not a valid size; {hint}")
+        return (n, n)
+    if hasattr(value, "tolist") and not isinstance(value, numbers.Number):  # numpy arrays
+        value = value.tolist()
+    if isinstance(value, Sequence) and len(value) == 2:
+        try:
+            w, h = (int(v) for v in value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{what}: {value!r} is not a size; {hint}") from None
+        if any(isinstance(v, float) and not float(v).is_integer() for v in value):
+            raise ConfigError(f"{what}: {value!r} has non-integer sides; {hint}")
+        if (w, h) == ORIGINAL and allow_original:
+            return ORIGINAL
+        if w <= 0 or h <= 0:
+            raise ConfigError(f"{what}: {value!r} is not a valid size; {hint}")
+        return (w, h)
+    raise ConfigError(f"{what}: {value!r} is not a size; {hint}")
+
+
+@dataclass(frozen=True)
+class ResizePlan:
+    """How to resize an image before the network: exact ``(W, H)``, or PaddleX's keep-ratio box."""
+
+    size: tuple[int, int] = ORIGINAL
+    keep_ratio: bool = False
+    size_divisor: Optional[int] = None
+
+    @property
+    def is_original(self) -> bool:
+        return self.size == ORIGINAL
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """The ``(W, H)`` an image of ``width × height`` is resized to."""
+        if self.is_original:
+            return width, height
+        tw, th = self.size
+        if self.keep_ratio:
+            scale = min(max(tw, th) / max(width, height), min(tw, th) / min(width, height))
+            tw, th = max(1, round(width * scale)), max(1, round(height * scale))
+        if self.size_divisor:
+            d = self.size_divisor
+            tw, th = ceil_to(tw, d), ceil_to(th, d)
+        return tw, th
+
+
+def resolve_target_size(*levels: Any) -> ResizePlan:
+    """The first level that is not ``None`` decides (see the module docstring).
+
+    Each level is ``None``, a size accepted by :func:`parse_size`, or a
+    :class:`ResizePlan` (what an ``inference.yml`` contributes).
+    """
+    for level in levels:
+        if level is None:
+            continue
+        if isinstance(level, ResizePlan):
+            return level
+        return ResizePlan(parse_size(level))
+    return ResizePlan(ORIGINAL)
+
+
+def ceil_to(n: int, divisor: int) -> int:
+    """``n`` rounded up to a multiple of ``divisor``."""
+    return int(math.ceil(n / divisor) * divisor)
+
+
+def window_grid(height: int, width: int, window: tuple[int, int], stride: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Sliding windows ``(y1, y2, x1, x2)`` covering ``height × width``.
+
+    ``window`` and ``stride`` are ``(W, H)``. Windows start every ``stride``
+    pixels; the last row/column is moved back to end at the image's edge, so
+    every window has the same size (``min(window, image)``) and together they
+    cover every pixel (PaddleSeg's ``slide_inference`` grid).
+    """
+    ww, wh = min(window[0], width), min(window[1], height)
+    sw, sh = stride
+    rows = max(int(math.ceil((height - wh) / sh)), 0) + 1
+    cols = max(int(math.ceil((width - ww) / sw)), 0) + 1
+    boxes = []
+    for r in range(rows):
+        for c in range(cols):
+            y2 = min(r * sh + wh, height)
+            x2 = min(c * sw + ww, width)
+            y1, x1 = max(y2 - wh, 0), max(x2 - ww, 0)
+            box = (y1, y2, x1, x2)
+            if box not in boxes:
+                boxes.append(box)
+    return boxes
+
+
+def parse_slide(window: Any, stride: Any) -> Optional[tuple[tuple[int, int], tuple[int, int]]]:
+    """Validate ``slide_window`` / ``slide_stride`` (both ``(W, H)``; the stride defaults to 3/4 of the window)."""
+    if window is None:
+        if stride is not None:
+            raise ConfigError("slide_stride is set but slide_window is not; give slide_window=(W, H) too")
+        return None
+    win = parse_size(window, "slide_window", allow_original=False)
+    if stride is None:
+        st = (max(1, win[0] * 3 // 4), max(1, win[1] * 3 // 4))
+    else:
+        st = parse_size(stride, "slide_stride", allow_original=False)
+    if st[0] > win[0] or st[1] > win[1]:
+        raise ConfigError(
+            f"slide_stride {st} is larger than slide_window {win}: windows would leave gaps; "
+            "use a stride no larger than the window"
+        )
+    return win, st

@@ -1,0 +1,163 @@
+"""``segzoo predict`` / ``segzoo export``, the built-in demo and ``run_predict``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import paddle
+import pytest
+import yaml
+
+import segzoo
+from segzoo import ConfigError
+from segzoo.cli import main
+from segzoo.inference import load_demo, run_predict
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory, make_image):
+    """A demo directory as scripts/make_demo_model.py lays it out: float16 SeaFormer_tiny, 4 classes."""
+    root = tmp_path_factory.mktemp("demo")
+    registry = segzoo.get_registry()
+    config = registry.config("SeaFormer_tiny", num_classes=4)
+    paddle.seed(3)
+    layer = registry.build_model("SeaFormer_tiny", config)
+    state = {k: v.astype("float16") for k, v in layer.state_dict().items()}
+    paddle.save(state, str(root / "demo_fp16.pdparams"))
+    cv2.imwrite(str(root / "shapes.png"), make_image(60, (96, 64)))
+    (root / "demo.yml").write_text(
+        yaml.safe_dump(
+            {
+                "model_name": "SeaFormer_tiny",
+                "num_classes": 4,
+                "weights": "demo_fp16.pdparams",
+                "image": "shapes.png",
+                "class_names": ["background", "circle", "rectangle", "triangle"],
+                "miou": 12.5,
+            }
+        )
+    )
+    return root
+
+
+def test_load_demo(demo_dir, monkeypatch):
+    monkeypatch.setenv("SEGZOO_DEMO_DIR", str(demo_dir))
+    predictor, image = load_demo()
+    assert image == demo_dir / "shapes.png"
+    assert predictor.model_name == "SeaFormer_tiny" and predictor.num_classes == 4
+    assert predictor.class_names == ["background", "circle", "rectangle", "triangle"]
+    assert predictor.source.kind == "weights"
+    # float16 weights are loaded into the float32 network
+    assert predictor.layer.parameters()[0].dtype == paddle.float32
+    res = next(predictor.predict(str(image)))
+    assert res.pred.shape == (64, 96) and int(res.pred.max()) < 4
+
+
+def test_predict_without_arguments_runs_the_demo(demo_dir, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("SEGZOO_DEMO_DIR", str(demo_dir))
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict"]) == 0
+    out = capsys.readouterr().out
+    written = sorted(p.name for p in (tmp_path / "output").iterdir())
+    assert written == ["shapes_overlay.png", "shapes_res.json", "shapes_res.png"]
+    assert str((tmp_path / "output").resolve()) in out
+    assert "classes: " in out and "%" in out
+    data = json.loads((tmp_path / "output" / "shapes_res.json").read_text())
+    assert data["res"]["input_path"] == str(demo_dir / "shapes.png")
+
+
+def test_missing_demo_says_how_to_build_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SEGZOO_DEMO_DIR", str(tmp_path / "no_demo"))
+    assert main(["predict", "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "python scripts/make_demo_model.py" in err and "demo.yml does not exist" in err
+    assert "Traceback" not in err
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "demo.yml").write_text("model_name: SeaFormer_tiny\nnum_classes: 4\nweights: w.pdparams\nimage: i.png\n")
+    monkeypatch.setenv("SEGZOO_DEMO_DIR", str(tmp_path / "half"))
+    with pytest.raises(ConfigError, match=r"weights names 'w\.pdparams'.*make_demo_model"):
+        load_demo()
+
+
+def test_predict_command(tiny, make_image, save_image, pdf_maker, tmp_path, capsys):
+    folder = tmp_path / "in"
+    save_image(folder / "a.png", make_image(61))
+    save_image(folder / "sub" / "b.jpg", make_image(62))
+    pdf = pdf_maker(tmp_path / "doc.pdf", 2)
+    out = tmp_path / "out"
+    code = main(
+        ["predict", "--model", tiny.name, "--model-dir", str(tiny.weights), "--input", str(folder), str(pdf),
+         "--batch-size", "2", "--target-size", "64,48", "--output", str(out), "--device", "cpu"]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1].startswith(f"4 result(s) of {tiny.name} written to")
+    assert any(line.startswith(f"{pdf} page 1 -> ") for line in printed)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(f"{s}_{k}" for s in ("a", "b", "doc_0", "doc_1") for k in ("res.json", "res.png", "overlay.png"))
+    a = json.loads((out / "a_res.json").read_text())["res"]["pred"]
+    assert np.array(a).shape == (61, 83)
+
+
+def test_predict_command_errors_are_one_line(tiny, tmp_path, capsys):
+    cases = [
+        (["predict", "--model", tiny.name, "--model-dir", str(tiny.weights), "--input", str(tmp_path / "none.png")],
+         "none.png does not exist"),
+        (["predict", "--model", tiny.name, "--model-dir", str(tiny.weights)], "give the images to predict with --input"),
+        (["predict", "--model", "PP-LiteSeg-T", "--model-dir", str(tiny.export_dir), "--input", "x.png"],
+         "Global.model_name is 'SeaFormer_tiny'"),
+        (["predict", "--model", tiny.name, "--model-dir", str(tiny.weights), "--input", "x.png", "--target-size", "0"],
+         "target_size"),
+        (["predict", "--model", "SegFormer-B9", "--input", "x.png"], "Did you mean"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("segzoo predict: error: ") and message in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_export_command_then_predict_from_it(tiny, make_image, save_image, tmp_path, capsys):
+    out = tmp_path / "exported"
+    assert main(["export", "--model", tiny.name, "--weights", str(tiny.weights), "--output", str(out)]) == 0
+    assert "inference.json, inference.pdiparams, inference.yml" in capsys.readouterr().out
+    img = save_image(tmp_path / "x.png", make_image(63))
+    assert main(["predict", "--model-dir", str(out), "--input", str(img), "--output", str(tmp_path / "res"), "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("1 result(s) of SeaFormer_tiny")
+    pred = np.array(json.loads((tmp_path / "res" / "x_res.json").read_text())["res"]["pred"])
+    assert (pred == tiny.predictor.predict_arrays([make_image(63)])[0]).mean() >= 0.999
+    assert main(["export", "--model", "SeaFormer_tiny", "--output", str(tmp_path / "x"), "--num-classes", "0"]) == 2
+    assert "num_classes" in capsys.readouterr().err
+
+
+def test_run_predict_returns_the_written_paths(tiny, make_image, tmp_path):
+    paths = run_predict(tiny.name, [make_image(64), make_image(65)], tmp_path / "o", model_dir=tiny.export_dir)
+    assert [p.name for p in paths] == [
+        "array_0_res.json", "array_0_res.png", "array_0_overlay.png",
+        "array_1_res.json", "array_1_res.png", "array_1_overlay.png",
+    ]
+    assert all(p.is_file() for p in paths)
+
+
+def test_cli_help_does_not_import_paddle():
+    code = (
+        "import sys\n"
+        "from segzoo.cli import build_parser\n"
+        "build_parser().parse_args(['predict', '--input', 'x.png'])\n"
+        "import segzoo.inference\n"
+        "assert 'paddle' not in sys.modules, sorted(m for m in sys.modules if 'paddle' in m)[:5]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_predict_command_with_random_weights_warns_in_one_line(make_image, save_image, tmp_path, capsys):
+    img = save_image(tmp_path / "x.png", make_image(66))
+    assert main(["predict", "--model", "SeaFormer_tiny", "--num-classes", "3", "--input", str(img),
+                 "--output", str(tmp_path / "o"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "segzoo predict: warning: SeaFormer_tiny has random weights" in err and "Traceback" not in err
+    assert (tmp_path / "o" / "x_overlay.png").is_file()
