@@ -63,11 +63,10 @@ __all__ = [
 ]
 
 
-def create_model(model_name: str, model_dir=None, target_size=None, device=None, **kwargs):
-    """A ready-to-predict model: ``segzoo.create_model("PP-LiteSeg-T").predict("img.jpg")``.
+def __getattr__(name: str):
+    # create_model lives with the predictor; importing it stays cheap (no paddle), but not free
+    if name == "create_model":
+        from .inference.predictor import create_model
 
-    See :class:`segzoo.inference.Predictor` for the arguments.
-    """
-    from .inference import create_model as _create
-
-    return _create(model_name, model_dir=model_dir, target_size=target_size, device=device, **kwargs)
+        return create_model
+    raise AttributeError(f"module 'segzoo' has no attribute {name!r}")
