@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-dataset": ("segzoo.datasets.cli", "check a SegDataset (and convert / re-split it)"),
     "predict": ("segzoo.inference.cli", "predict label maps of images, directories, PDFs or URLs (no args: the demo)"),
     "export": ("segzoo.inference.cli", "export a model to a PaddleX inference directory"),
+    "serve": ("segzoo.serving.cli", "serve a model over HTTP (PaddleX's API, batched; no args: the demo)"),
 }
 
 
