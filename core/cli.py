@@ -26,6 +26,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-dataset": ("segzoo.datasets.cli", "check a SegDataset (and convert / re-split it)"),
     "predict": ("segzoo.inference.cli", "predict label maps of images, directories, PDFs or URLs (no args: the demo)"),
     "export": ("segzoo.inference.cli", "export a model to a PaddleX inference directory"),
+    "train": ("segzoo.training.commands", "train a model from a YAML config (-c cfg.yaml -o Train.epochs_iters=...)"),
+    "evaluate": ("segzoo.training.commands", "evaluate weights on the val split (mIoU, Acc, Kappa, Dice, per class)"),
+    "config": ("segzoo.training.commands", "print a complete, commented YAML config for a model"),
     "serve": ("segzoo.serving.cli", "serve a model over HTTP (PaddleX's API, batched; no args: the demo)"),
 }
 
@@ -42,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="A plugin-based semantic-segmentation model zoo on PaddlePaddle.",
     )
     parser.add_argument("--version", action="version", version=f"segzoo {__version__}")
+    # PaddleX's form: `segzoo -c cfg.yaml -o Global.mode=train -o Train.epochs_iters=10`
+    parser.add_argument("-c", "--config", dest="top_config", metavar="CFG.yaml",
+                        help="run the Global.mode of this config (check_dataset | train | evaluate | export | predict)")
+    parser.add_argument("-o", "--override", dest="top_overrides", action="append", default=[],
+                        metavar="Section.key=value", help="with -c: override one key (repeatable)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -56,15 +64,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.command:
+    if not args.command and args.top_config:
+        from .training.commands import run_from_top_level as runner
+
+        name = "-c"
+    elif not args.command:
+        if args.top_overrides:
+            parser.error("-o needs -c CFG.yaml (or a command: segzoo train -c CFG.yaml -o ...)")
         parser.print_help()
         return 2
-    module = _command_module(args.command)
-    runner = getattr(module, "run_" + args.command.replace("-", "_"), None) or module.run
+    else:
+        module = _command_module(args.command)
+        runner = getattr(module, "run_" + args.command.replace("-", "_"), None) or module.run
+        name = args.command
     try:
         return int(runner(args) or 0)
     except SegzooError as exc:
-        print(f"segzoo {args.command}: error: {exc}", file=sys.stderr)
+        print(f"segzoo {name}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("segzoo: interrupted", file=sys.stderr)

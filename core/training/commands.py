@@ -1,0 +1,133 @@
+"""The ``segzoo train``, ``segzoo evaluate`` and ``segzoo config`` commands, and ``segzoo -c CFG``.
+
+Nothing heavy is imported at module level (``segzoo --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_config_arguments(p: argparse.ArgumentParser, required: bool = False) -> None:
+    """``-c/--config FILE`` and repeated ``-o Section.key=value``, plus Global shortcuts."""
+    p.add_argument("-c", "--config", dest="config_file", required=required, metavar="CFG.yaml",
+                   help="YAML config (print a complete one with `segzoo config MODEL`)")
+    p.add_argument("-o", "--override", dest="overrides", action="append", default=[], metavar="Section.key=value",
+                   help="override one key, e.g. -o Train.epochs_iters=10 (repeatable)")
+    p.add_argument("-m", "--model", help="shortcut for -o Global.model=NAME")
+    p.add_argument("-d", "--dataset-dir", help="shortcut for -o Global.dataset_dir=DIR")
+    p.add_argument("--output", help="shortcut for -o Global.output=DIR")
+    p.add_argument("--device", help="shortcut for -o Global.device=DEVICE (cpu, gpu:0, gpu:0,1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _overrides(args) -> list[str]:
+    items = []
+    for flag, key in (("model", "Global.model"), ("dataset_dir", "Global.dataset_dir"),
+                      ("output", "Global.output"), ("device", "Global.device")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            items.append(f"{key}={value}")
+    return items + list(args.overrides or [])
+
+
+def load_from_args(args, mode=None):
+    """The validated config of ``-c``/``-o`` (and the shortcuts); ``mode`` forces ``Global.mode``."""
+    from ..config import load_config
+
+    overrides = _overrides(args)
+    if mode:
+        overrides.append(f"Global.mode={mode}")
+    return load_config(args.config_file, overrides)
+
+
+# -- train ----------------------------------------------------------------------------------------
+def add_arguments_train(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p)
+    p.epilog = "example: segzoo train -c cfg.yaml -o Global.dataset_dir=data -o Train.epochs_iters=1000"
+
+
+def run_train(args) -> int:
+    from . import train
+
+    cfg = load_from_args(args, "train")
+    result = train(cfg, progress=not args.no_progress)
+    from .distributed import in_launched_process
+
+    if result and not in_launched_process():
+        best = result.get("best_score")
+        where = result.get("models", {}).get("best", {}).get("pdparams", "")
+        print(f"done: best mIoU {best if best is None else round(best, 4)} "
+              f"({cfg.Global.output}/{where}); see {cfg.Global.output}/train_result.json")
+    return 0
+
+
+# -- evaluate -------------------------------------------------------------------------------------
+def add_arguments_evaluate(p: argparse.ArgumentParser) -> None:
+    add_config_arguments(p)
+    p.add_argument("-w", "--weights", help="shortcut for -o Evaluate.weight_path=PATH")
+    p.epilog = "example: segzoo evaluate -c cfg.yaml -o Evaluate.weight_path=output/best_model/model.pdparams"
+
+
+def run_evaluate(args) -> int:
+    from ..config import run_config
+
+    if args.weights:
+        args.overrides = list(args.overrides or []) + [f"Evaluate.weight_path={args.weights}"]
+    cfg = load_from_args(args, "evaluate")
+    result = run_config(cfg, progress=not args.no_progress)
+    print(f"wrote {Path(cfg.Global.output) / 'evaluate_result.json'} (mIoU {result['metrics']['mIoU']})")
+    return 0
+
+
+# -- config ---------------------------------------------------------------------------------------
+def add_arguments_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="model name")
+    p.add_argument("-o", "--override", dest="overrides", action="append", default=[], metavar="Section.key=value",
+                   help="set a key in the printed config (repeatable)")
+    p.add_argument("--save", metavar="FILE", help="write the config to FILE (atomically) instead of printing it")
+
+
+def run_config(args) -> int:
+    from ..config import default_config, load_config, render_config
+
+    cfg = default_config(args.model)
+    if args.overrides:
+        cfg = load_config(data=cfg.model_dump(mode="json"), overrides=args.overrides)
+    if args.save:
+        from ..fileio import atomic_write
+
+        with atomic_write(args.save) as fh:
+            fh.write(render_config(cfg))
+        print(f"wrote {args.save}", file=sys.stderr)
+    else:
+        sys.stdout.write(render_config(cfg))
+    return 0
+
+
+# -- segzoo -c CFG [-o ...] ------------------------------------------------------------------------
+def run_from_top_level(args) -> int:
+    """``segzoo -c cfg.yaml -o Global.mode=train``: run the mode the config names."""
+    from ..config import load_config, run_config as run_mode
+
+    cfg = load_config(args.top_config, list(args.top_overrides or []))
+    result = run_mode(cfg, progress=True)
+    mode = cfg.Global.mode
+    if mode == "train" and isinstance(result, dict) and result:
+        print(f"done: best mIoU {result.get('best_score')}; see {cfg.Global.output}/train_result.json")
+    elif mode == "evaluate":
+        print(f"wrote {Path(cfg.Global.output) / 'evaluate_result.json'} (mIoU {result['metrics']['mIoU']})")
+    elif mode == "export":
+        print(f"exported {cfg.Global.model} to {result}")
+    elif mode == "predict":
+        print(f"predictions written to {Path(cfg.Global.output) / 'predict'}")
+    elif mode == "check_dataset" and isinstance(result, dict):
+        from ..datasets.check import RESULT_FILE
+        from ..datasets.cli import format_summary
+
+        path = Path(cfg.Global.output) / "check_dataset" / RESULT_FILE
+        print(format_summary({**result, "result_path": str(path)}))
+        return 0 if result.get("check_pass") else 1
+    return 0
