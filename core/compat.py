@@ -142,7 +142,6 @@ def _ohem_forward(self, logit, label):
     above ``thresh`` (or above the ``min_kept``-th lowest) are dropped from
     the average.
     """
-    import paddle
     import paddle.nn.functional as F
 
     if label.ndim == logit.ndim:

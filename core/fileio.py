@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -24,12 +25,14 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp makes the file private (0600); give it the permissions open() would
+    os.chmod(tmp_path, 0o666 & ~_umask())
     try:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -59,7 +62,49 @@ def write_bytes(path: PathLike, data: bytes) -> Path:
     return Path(path)
 
 
-def _fsync_dir(directory: Path) -> None:
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would race with other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return 0o022
+
+
+def replace_dir(new: PathLike, target: PathLike, on_swap: Optional[Callable[[], None]] = None) -> Path:
+    """Move the finished directory ``new`` onto ``target``, replacing an existing one.
+
+    The old ``target`` is first renamed to a hidden sibling, then ``new`` takes
+    its place, then the old one is deleted; if the second rename fails the old
+    one is put back. A kill leaves either the old directory, or the new one
+    (plus a hidden ``.<name>.old-*`` sibling that no reader looks at).
+    ``on_swap`` runs between the two renames (tests use it to kill there).
+    """
+    new, target = Path(new), Path(target)
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        old.rmdir()
+        os.replace(target, old)
+        if on_swap is not None:
+            on_swap()
+    try:
+        os.replace(new, target)
+    except OSError:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def fsync_dir(directory: PathLike) -> None:
+    """Make renames in ``directory`` durable (a no-op where directories cannot be opened)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds

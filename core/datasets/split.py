@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Union
 
 from ..errors import ConfigError, DatasetError
-from ..fileio import atomic_path, write_json
+from ..fileio import atomic_path, fsync_dir, write_json
 from .segdataset import format_list_line, read_list
 
 PathLike = Union[str, os.PathLike]
@@ -90,20 +90,6 @@ def split_counts(n: int, val_percent: int) -> tuple[int, int]:
     return n - n_val, n_val
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make renames in ``directory`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_synced(path: Path, text: str) -> None:
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(text)
@@ -130,12 +116,12 @@ def _commit(root: Path) -> None:
         os.replace(root / (name + NEW_SUFFIX), root / name)
         if k == 0 and len(pending) > 1:
             _pause("between_replace")
-    _fsync_dir(root)
+    fsync_dir(root)
     _pause("replaced")
     journal = root / JOURNAL
     if journal.exists():  # step 5
         journal.unlink()
-        _fsync_dir(root)
+        fsync_dir(root)
 
 
 def recover_interrupted_split(dataset_dir: PathLike) -> bool:
@@ -221,7 +207,7 @@ def split_dataset(dataset_dir: PathLike, train_percent: int, val_percent: int, s
     try:
         for name in LISTS:  # step 1
             _write_synced(root / (name + NEW_SUFFIX), texts[name])
-        _fsync_dir(root)
+        fsync_dir(root)
         _pause("new_written")
         write_json(root / JOURNAL, {"version": 1, "lists": list(LISTS), "seed": seed})  # step 2
         _pause("journal_written")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..errors import ConfigError, ExportError
+from ..fileio import replace_dir
 
 OUTPUT_OPS = ("argmax", "softmax", "none")
 
@@ -180,7 +181,7 @@ def export_model(
         for path in tmp.iterdir():  # the files are complete on disk before the directory appears
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
-        _replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -205,27 +206,3 @@ def _check_target(out_dir: Path) -> None:
             )
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move the finished ``new`` directory to ``target``, replacing an earlier export there."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except OSError:
-        if old is not None:
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    try:
-        fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        pass

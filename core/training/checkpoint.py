@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ..errors import ConfigError, WeightsError
-from ..fileio import atomic_path, write_json
+from ..fileio import atomic_path, fsync_dir, replace_dir, write_json
 
 PathLike = Union[str, os.PathLike]
 
@@ -77,39 +77,11 @@ def pause(step: str) -> None:
         time.sleep(3600)
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def _save(obj: Any, path: Path) -> None:
     import paddle
 
     with atomic_path(path) as tmp:
         paddle.save(obj, str(tmp))
-
-
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Move the complete folder ``tmp`` to ``final``, replacing an existing one."""
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-        old.rmdir()
-        os.rename(final, old)
-        pause("checkpoint_swap")
-        os.rename(tmp, final)
-        _fsync_dir(final.parent)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, final)
-        _fsync_dir(final.parent)
 
 
 def save_checkpoint(
@@ -127,9 +99,9 @@ def save_checkpoint(
         if optimizer_state is not None:
             _save(optimizer_state, tmp / OPTIMIZER)
         _save(states, tmp / STATES)
-        _fsync_dir(tmp)
+        fsync_dir(tmp)
         pause("checkpoint_files")
-        _replace_dir(tmp, final)
+        replace_dir(tmp, final, on_swap=lambda: pause("checkpoint_swap"))
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
-import numpy as np
 
 from ..errors import ConfigError
 from ..fileio import write_json

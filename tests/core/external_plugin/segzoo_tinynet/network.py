@@ -1,4 +1,3 @@
-import paddle
 import paddle.nn as nn
 
 
