@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("segzoo.training.commands", "train a model from a YAML config (-c cfg.yaml -o Train.epochs_iters=...)"),
     "evaluate": ("segzoo.training.commands", "evaluate weights on the val split (mIoU, Acc, Kappa, Dice, per class)"),
     "config": ("segzoo.training.commands", "print a complete, commented YAML config for a model"),
+    "benchmark": ("segzoo.inference.bench", "time segzoo's engines on a model (latency, throughput, memory)"),
     "serve": ("segzoo.serving.cli", "serve a model over HTTP (PaddleX's API, batched; no args: the demo)"),
 }
 

@@ -9,7 +9,9 @@
 Modules: :mod:`.predictor` (``create_model``, ``Predictor``), :mod:`.inputs`
 (what ``predict`` reads), :mod:`.sizes` (``target_size``, padding, windows),
 :mod:`.result` (``SegResult``), :mod:`.engines` (dygraph, Paddle Inference,
-``register_engine``), :mod:`.modeldir` (``model_dir`` and ``inference.yml``),
+``register_engine``), :mod:`.onnx` (ONNX Runtime and the export cache),
+:mod:`.auto` (``engine="auto"``), :mod:`.pipeline` (read-ahead),
+:mod:`.bench` (``segzoo benchmark``), :mod:`.modeldir` (``model_dir`` and ``inference.yml``),
 :mod:`.export` (``export_model``), :mod:`.demo` (``load_demo``), :mod:`.run`
 (``run_predict``). Importing this package does not import paddle.
 """
@@ -29,6 +31,8 @@ _EXPORTS = {
     "PaddleInferenceEngine": ".engines",
     "ENGINES": ".engines",
     "register_engine": ".engines",
+    "OnnxRuntimeEngine": ".onnx",
+    "EngineFallbackWarning": ".onnx",
     "export_model": ".export",
     "load_demo": ".demo",
     "run_predict": ".run",

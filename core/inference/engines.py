@@ -12,10 +12,15 @@ Built-in engines:
   model's ``postprocess`` hook (so hook wrappers such as test-time flipping
   apply).
 * ``"paddle"``: Paddle Inference on an exported directory (``inference.json``
-  or ``inference.pdmodel`` + ``inference.pdiparams``).
+  or ``inference.pdmodel`` + ``inference.pdiparams``); from weights or a
+  model name the network is exported to segzoo's cache first
+  (:func:`segzoo.inference.onnx.cached_export`).
+* ``"onnxruntime"``: ONNX Runtime on a paddle2onnx conversion (see
+  :mod:`segzoo.inference.onnx`).
+* ``"auto"``: the fastest of these measured for this model on this machine
+  (see :mod:`segzoo.inference.auto`).
 
-Other engines (ONNX Runtime, ``"auto"``) register a factory with
-:func:`register_engine`::
+More engines register a factory with :func:`register_engine`::
 
     def make_onnx(model_name, config, source, device, options):
         return OnnxEngine(source.deploy, **options)
@@ -109,6 +114,12 @@ class DygraphEngine(Engine):
                 self.layer.train()
 
 
+#: passes removed when oneDNN is on (see :class:`PaddleInferenceEngine`)
+ONEDNN_DELETED_PASSES = ("onednn_placement_pass", "operator_reshape_onednn_fuse_pass")
+#: input shapes whose oneDNN kernels Paddle Inference keeps cached
+ONEDNN_CACHE_SHAPES = 16
+
+
 def default_cpu_threads() -> int:
     """Threads for Paddle Inference on the CPU: the cores, at most 8 (PaddleX's default)."""
     return max(1, min(os.cpu_count() or 1, 8))
@@ -120,13 +131,30 @@ class PaddleInferenceEngine(Engine):
     On the CPU, oneDNN is enabled together with
     ``delete_pass("onednn_placement_pass")``: without that pass removed,
     Paddle 3.3's oneDNN executor crashes on bilinear ``interpolate``
-    (``ConvertPirAttribute2RuntimeAttribute not support ...``). Paddle
-    Inference turns oneDNN on by itself on the CPU, so ``onednn=False``
-    disables it explicitly. ``onednn=None`` (the default) tries oneDNN and
-    falls back to the plain CPU kernels, with a warning, for graphs oneDNN
-    cannot run (MaskFormer's 6-D window transposes fail to load with it);
-    ``onednn=True`` insists. ``cpu_threads`` defaults to
+    (``ConvertPirAttribute2RuntimeAttribute not support ...``). The
+    ``operator_reshape_onednn_fuse_pass`` is deleted too: it fuses
+    MaskFormer's 6-D window transposes into reshapes oneDNN then rejects
+    ("input tensor's dimension is 5, axis's size is 6"); without it MaskFormer
+    runs on oneDNN (1.95 s → 1.20 s for MaskFormer_tiny at 512×512, as
+    measured by its plugin's author) and the other models give the same
+    outputs at the same speed (checked on PP-LiteSeg, SegFormer, SeaFormer,
+    OCRNet; every model's masks are tested on oneDNN). Paddle Inference turns oneDNN on by itself on the CPU, so
+    ``onednn=False`` disables it explicitly. ``onednn=None`` (the default)
+    tries oneDNN and falls back to the plain CPU kernels, with a warning, for
+    graphs oneDNN still cannot run; ``onednn=True`` insists. oneDNN's cache of
+    kernels per input shape is capped at :data:`ONEDNN_CACHE_SHAPES` shapes
+    (PaddleX caps it at 10), so a directory of many image sizes does not grow
+    memory without bound. ``cpu_threads`` defaults to
     :func:`default_cpu_threads`.
+
+    On a GPU (``device="gpu"``, a paddlepaddle-gpu build) the predictor runs
+    on CUDA; ``tensorrt=True`` converts the program with
+    ``paddle.tensorrt.export.convert`` (dynamic shapes from 1×3×32×32 up to
+    ``trt_max_hw``, optimised for the card's ``input_size`` given as
+    ``trt_opt_hw``), caching the converted program beside the export in
+    ``_trt/``, and ``precision="fp16"`` runs it in half precision. Written
+    from Paddle Inference's documentation and PaddleX's runner; untested
+    here (no GPU on the machines segzoo is tested on).
     """
 
     name = "paddle"
@@ -138,6 +166,10 @@ class PaddleInferenceEngine(Engine):
         onednn: Optional[bool] = None,
         cpu_threads: Optional[int] = None,
         gpu_memory_mb: int = 500,
+        tensorrt: bool = False,
+        precision: str = "fp32",
+        trt_opt_hw: Optional[tuple[int, int]] = None,
+        trt_max_hw: tuple[int, int] = (2048, 2048),
     ):
         from ..device import parse_device
 
@@ -156,6 +188,14 @@ class PaddleInferenceEngine(Engine):
                 )
         self.cpu_threads = int(cpu_threads or default_cpu_threads())
         self.gpu_memory_mb = int(gpu_memory_mb)
+        if precision not in ("fp32", "fp16"):
+            raise ConfigError(f"engine_options precision {precision!r}: use 'fp32' or 'fp16'")
+        if (tensorrt or precision == "fp16") and self.kind != "gpu":
+            raise ConfigError("engine_options tensorrt / precision='fp16' need device='gpu' (a paddlepaddle-gpu build)")
+        self.tensorrt = bool(tensorrt)
+        self.precision = precision
+        self.trt_opt_hw = tuple(trt_opt_hw) if trt_opt_hw else None
+        self.trt_max_hw = tuple(trt_max_hw)
         self._auto_onednn = onednn is None and self.kind == "cpu"
         self.onednn = self.kind == "cpu" and onednn is not False
         try:
@@ -174,19 +214,56 @@ class PaddleInferenceEngine(Engine):
     def _create(self, onednn: bool):
         from paddle import inference as pi
 
-        config = pi.Config(str(self.deploy.model_file), str(self.deploy.params_file))
+        model_file, params_file = self.deploy.model_file, self.deploy.params_file
+        if self.kind == "gpu" and self.tensorrt:
+            model_file, params_file = self._tensorrt_program()
+        config = pi.Config(str(model_file), str(params_file))
         if self.kind == "gpu":
-            config.enable_use_gpu(self.gpu_memory_mb, self.ids[0] if self.ids else 0)
+            precision = pi.PrecisionType.Half if self.precision == "fp16" else pi.PrecisionType.Float32
+            config.enable_use_gpu(self.gpu_memory_mb, self.ids[0] if self.ids else 0, precision)
+            if hasattr(config, "exp_disable_mixed_precision_ops"):
+                config.exp_disable_mixed_precision_ops({"feed", "fetch"})
+            config.disable_onednn()
         else:
             config.disable_gpu()
             config.set_cpu_math_library_num_threads(self.cpu_threads)
             if onednn:
                 config.enable_onednn()
-                config.delete_pass("onednn_placement_pass")
+                config.set_onednn_cache_capacity(ONEDNN_CACHE_SHAPES)
+                for name in ONEDNN_DELETED_PASSES:
+                    config.delete_pass(name)
             else:
                 config.disable_onednn()
         config.disable_glog_info()
         return pi.create_predictor(config)
+
+    def _tensorrt_program(self) -> tuple:
+        """The program converted for TensorRT (``paddle.tensorrt.export.convert``), cached in ``_trt/``."""
+        try:
+            from paddle.tensorrt.export import Input, PrecisionMode, TensorRTConfig, convert
+        except ImportError as exc:
+            raise DependencyError(
+                f"tensorrt=True needs a paddlepaddle-gpu build with TensorRT support ({exc}); "
+                "install it and TensorRT, or leave tensorrt off"
+            ) from exc
+        from ..compat import cache_dir
+        from .onnx import _lock, file_digest
+
+        key = file_digest(self.deploy.model_file, self.deploy.params_file)[:24]
+        out = cache_dir() / "tensorrt" / f"{key}-{self.precision}-{self.trt_opt_hw}-{self.trt_max_hw}".replace(" ", "")
+        model_file, params_file = out / "inference.json", out / "inference.pdiparams"
+        with _lock(out):
+            if not model_file.is_file():
+                opt_h, opt_w = self.trt_opt_hw or (512, 512)
+                max_h, max_w = self.trt_max_hw
+                fixed = self.deploy.fixed_hw
+                shapes = ((1, 3, *fixed),) * 3 if fixed else ((1, 3, 32, 32), (1, 3, opt_h, opt_w), (1, 3, max_h, max_w))
+                trt_input = Input(min_input_shape=shapes[0], optim_input_shape=shapes[1], max_input_shape=shapes[2])
+                trt_config = TensorRTConfig(inputs=[trt_input])
+                trt_config.precision_mode = PrecisionMode.FP16 if self.precision == "fp16" else PrecisionMode.FP32
+                trt_config.save_model_dir = str(out)
+                convert(str(self.deploy.model_file.with_suffix("")), trt_config)
+        return model_file, params_file
 
     def _load_error(self, exc: Exception) -> WeightsError:
         text = str(exc).strip()
@@ -272,7 +349,34 @@ def _make_dygraph(model_name, config, source, device, options) -> Engine:
 
 
 def _make_paddle(model_name, config, source, device, options) -> Engine:
-    return PaddleInferenceEngine(source.deploy, device=device, **options)
+    options = dict(options)
+    layer = options.pop("layer", None)
+    output_op = options.pop("output_op", "argmax")
+    deploy = source.deploy
+    if deploy is None:  # weights or a model name: export the network to segzoo's cache first
+        from .onnx import cached_export
+
+        if output_op not in ("argmax", "none"):
+            raise ConfigError(f"engine_options output_op {output_op!r}: use 'argmax' (labels) or 'none' (scores)")
+        deploy = cached_export(model_name, config, layer, output_op)
+    if "trt_opt_hw" not in options and options.get("tensorrt"):
+        from ..registry import get_registry
+
+        w, h = get_registry().card(model_name).input_size
+        options["trt_opt_hw"] = (h, w)
+    return PaddleInferenceEngine(deploy, device=device, **options)
+
+
+def _make_onnx(model_name, config, source, device, options) -> Engine:
+    from .onnx import make_onnx_engine
+
+    return make_onnx_engine(model_name, config, source, device, options)
+
+
+def _make_auto(model_name, config, source, device, options) -> Engine:
+    from .auto import make_auto_engine
+
+    return make_auto_engine(model_name, config, source, device, options)
 
 
 register_engine(
@@ -284,9 +388,23 @@ register_engine(
 register_engine(
     "paddle",
     _make_paddle,
-    sources=("inference",),
-    options=("onednn", "cpu_threads", "gpu_memory_mb"),
-    description="Paddle Inference on an exported directory",
+    sources=("inference", "weights", "random"),
+    options=("onednn", "cpu_threads", "gpu_memory_mb", "tensorrt", "precision", "trt_opt_hw", "trt_max_hw", "output_op"),
+    description="Paddle Inference on an exported directory (weights are exported to the cache first)",
+)
+register_engine(
+    "onnxruntime",
+    _make_onnx,
+    sources=("inference", "weights", "random"),
+    options=("cpu_threads", "output_op"),
+    description="ONNX Runtime on a paddle2onnx conversion (cached)",
+)
+register_engine(
+    "auto",
+    _make_auto,
+    sources=("inference", "weights", "random"),
+    options=("cpu_threads", "candidates", "reprobe"),
+    description="the fastest engine measured for this model on this machine (cached probe)",
 )
 
 

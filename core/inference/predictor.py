@@ -30,7 +30,6 @@ softmax).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import warnings
 from pathlib import Path
@@ -42,6 +41,7 @@ from ..errors import ConfigError, ExportError, WeightsError
 from .engines import Engine, check_options, default_engine, engine_spec
 from .inputs import InputLimits, array_to_bgr, iter_inputs
 from .modeldir import ModelSource, resolve_model_dir
+from .pipeline import DEFAULT_PREFETCH, Prefetcher, chunked
 from .result import SaveLedger, SegResult
 from .sizes import DEFAULT_MAX_PIXELS, ResizePlan, ceil_to, parse_size, parse_slide, resolve_target_size, window_grid
 
@@ -138,6 +138,7 @@ class Predictor:
         slide_window: Any = None,
         slide_stride: Any = None,
         max_pixels: Any = "default",
+        prefetch: int = DEFAULT_PREFETCH,
     ) -> Iterator[SegResult]:
         """Predict every image of ``input``; a generator of :class:`SegResult`, in input order.
 
@@ -153,11 +154,18 @@ class Predictor:
                 that outputs labels only (an argmax export) cannot slide: by
                 default it predicts large images whole (with a warning), and
                 an explicit ``max_pixels`` or ``slide_window`` is an error.
+            prefetch: batches read, decoded and pre-processed ahead in a
+                background thread while the current batch runs (see
+                :mod:`segzoo.inference.pipeline`); ``0`` does everything in
+                the calling thread. Results stay in input order either way.
 
         Arguments are checked at once; reading and predicting happen as the
         generator is consumed, ``batch_size`` images at a time.
         """
         options = self._options(batch_size, target_size, slide_window, slide_stride, max_pixels)
+        if isinstance(prefetch, bool) or not isinstance(prefetch, (int, np.integer)) or prefetch < 0:
+            raise ConfigError(f"prefetch: {prefetch!r} must be an int >= 0 (0 turns pipelining off)")
+        options["prefetch"] = int(prefetch)
         return self._generate(input, options)
 
     __call__ = predict
@@ -255,13 +263,24 @@ class Predictor:
     # -- the pipeline -----------------------------------------------------------------------------
     def _generate(self, input: Any, options: dict) -> Iterator[SegResult]:
         ledger = SaveLedger()
-        items = iter_inputs(input, self.limits)
-        while True:
-            batch = list(itertools.islice(items, options["batch_size"]))
-            if not batch:
-                return
-            masks = self._run([it.image for it in batch], options, want="labels")
-            for item, mask in zip(batch, masks):
+        batches = chunked(iter_inputs(input, self.limits), options["batch_size"])
+
+        def prepare(batch):
+            return self._prepare([it.image for it in batch], options)
+
+        if options.get("prefetch"):
+            stream: Any = Prefetcher(batches, prepare, depth=options["prefetch"])
+        else:
+            stream = ((batch, prepare(batch)) for batch in batches)
+        try:
+            for batch, prepared in stream:
+                masks = self._execute(len(batch), prepared, options, want="labels")
+                yield from self._results(batch, masks, ledger)
+        finally:
+            stream.close()
+
+    def _results(self, batch, masks, ledger) -> Iterator[SegResult]:
+        for item, mask in zip(batch, masks):
                 yield SegResult(
                     mask,
                     item.image,
@@ -281,11 +300,18 @@ class Predictor:
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def _run(self, images: list[np.ndarray], options: dict, want: str) -> list[np.ndarray]:
+        return self._execute(len(images), self._prepare(images, options), options, want)
+
+    def _prepare(self, images: list[np.ndarray], options: dict) -> list[tuple]:
+        """Resize and normalise a batch (no engine call: this part runs ahead in the pipeline).
+
+        Returns ``(index, normalised CHW, original (h, w), slide)`` per image,
+        ``slide`` being ``None`` or the ``(window, stride)`` to predict it with.
+        """
         import cv2
 
         plan: ResizePlan = options["plan"]
-        prepared = []  # (index, normalised CHW, original (h, w))
-        outputs: list[Optional[np.ndarray]] = [None] * len(images)
+        prepared = []
         for i, img in enumerate(images):
             h0, w0 = img.shape[:2]
             w, h = plan.output_size(w0, h0)
@@ -308,15 +334,23 @@ class Predictor:
                     "predicted whole, not window by window: export with output_op none to slide",
                     i, w, h,
                 )
+            prepared.append((i, chw, (h0, w0), slide))
+        return prepared
+
+    def _execute(self, count: int, prepared: list[tuple], options: dict, want: str) -> list[np.ndarray]:
+        """Run the engine on a prepared batch; labels or scores per image, in order."""
+        outputs: list[Optional[np.ndarray]] = [None] * count
+        whole = []
+        for i, chw, orig, slide in prepared:
             if slide is not None:
                 scores = self._slide_scores(chw, slide, options["batch_size"])
-                outputs[i] = self._finish(scores, (h0, w0), want)
+                outputs[i] = self._finish(scores, orig, want)
             else:
-                prepared.append((i, chw, (h0, w0)))
+                whole.append((i, chw, orig))
         # whole images: those with the same padded size run together
         divisor = self.card.size_divisor if self.engine.input_hw is None else 1
         groups: dict[tuple[int, int], list] = {}
-        for entry in prepared:
+        for entry in whole:
             _, chw, _ = entry
             key = (ceil_to(chw.shape[1], divisor), ceil_to(chw.shape[2], divisor))
             groups.setdefault(key, []).append(entry)
@@ -442,10 +476,15 @@ def create_model(
             :class:`RandomWeightsWarning` says so). Nothing is ever downloaded.
         target_size: the default ``target_size`` of :meth:`Predictor.predict`.
         device: ``"cpu"``, ``"gpu"``, ``"gpu:0"``; ``None`` picks a GPU when there is one.
-        engine: ``"dygraph"`` or ``"paddle"`` (Paddle Inference); ``None``
-            picks ``"paddle"`` for exported directories, else ``"dygraph"``.
+        engine: ``"dygraph"``, ``"paddle"`` (Paddle Inference),
+            ``"onnxruntime"`` or ``"auto"`` (the fastest measured for this
+            model on this machine, see :mod:`segzoo.inference.auto`);
+            ``None`` picks ``"paddle"`` for exported directories, else
+            ``"dygraph"``. ``paddle`` and ``onnxruntime`` run weights and
+            model names too, through an export cached in segzoo's cache dir.
         engine_options: options of the engine, e.g. ``{"onednn": False,
-            "cpu_threads": 4}`` for ``"paddle"``.
+            "cpu_threads": 4}`` for ``"paddle"``, ``{"cpu_threads": 2}`` for
+            ``"onnxruntime"``.
         slide_window, slide_stride, max_pixels: defaults of the sliding-window
             options of :meth:`Predictor.predict`.
         url_timeout, url_max_bytes: limits of URL downloads.

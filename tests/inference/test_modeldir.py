@@ -134,10 +134,8 @@ def test_random_init_warns_once_and_says_how_to_give_weights():
 
 
 def test_engine_choice_and_options(tiny, make_image):
-    with pytest.raises(ConfigError, match=r"engine 'onnx' is unknown; choose one of dygraph, paddle"):
+    with pytest.raises(ConfigError, match=r"engine 'onnx' is unknown; choose one of auto, dygraph, onnxruntime, paddle"):
         create_model(tiny.name, model_dir=tiny.export_dir, engine="onnx")
-    with pytest.raises(ConfigError, match=r"engine 'paddle' cannot run dygraph weights.*export the model first"):
-        create_model(tiny.name, model_dir=tiny.weights, engine="paddle")
     with pytest.raises(ConfigError, match=r"engine 'dygraph' cannot run an exported inference directory"):
         create_model(tiny.name, model_dir=tiny.export_dir, engine="dygraph")
     with pytest.raises(ConfigError, match=r"\['threads'\] are not options of engine 'paddle'"):

@@ -1,0 +1,341 @@
+"""The ONNX Runtime engine's sources and cache, ``engine="auto"``, pipelining and ``segzoo benchmark``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import segzoo
+from segzoo import ConfigError, DependencyError, ExportError, InputError, ModelCard, ModelPlugin
+from segzoo.inference import Predictor, RandomWeightsWarning, create_model, export_model
+from segzoo.inference import auto as auto_mod
+from segzoo.inference import onnx as onnx_mod
+from segzoo.inference.engines import Engine
+from segzoo.inference.modeldir import ModelSource
+from segzoo.inference.onnx import EngineFallbackWarning, OnnxRuntimeEngine, exports_cache
+from segzoo.inference.pipeline import Prefetcher
+
+from .conftest import PointConfig, _build_point, _register, moderate_weights, shapes, write_image
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache_home(tmp_path_factory):
+    """segzoo's cache (exports, conversions, probes) in a temporary directory for these tests."""
+    old = os.environ.get("SEGZOO_HOME")
+    os.environ["SEGZOO_HOME"] = str(tmp_path_factory.mktemp("segzoo_home"))
+    yield Path(os.environ["SEGZOO_HOME"])
+    if old is None:
+        os.environ.pop("SEGZOO_HOME", None)
+    else:
+        os.environ["SEGZOO_HOME"] = old
+
+
+def _agree(a, b) -> float:
+    return float((np.asarray(a) == np.asarray(b)).mean())
+
+
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+# -- ONNX Runtime from every source, and its cache -------------------------------------------------------
+def test_onnx_from_an_exported_dir_converts_once_then_reuses_the_cache(tiny, make_image, monkeypatch):
+    images = [make_image(s, (97, 70)) for s in (1, 2)]
+    want = tiny.predictor.predict_arrays(images)
+    model = create_model(tiny.name, model_dir=tiny.export_dir, engine="onnxruntime", engine_options={"cpu_threads": 2})
+    assert isinstance(model.engine, OnnxRuntimeEngine) and model.engine.cpu_threads == 2
+    got = model.predict_arrays(images)
+    assert all(_agree(g, w) >= 0.999 for g, w in zip(got, want))
+    converted = sorted(exports_cache().glob("*.onnx"))
+    assert len(converted) == 1 and converted[0].stat().st_size > 10_000
+    assert not list(exports_cache().glob(".*.tmp"))  # written atomically: no leftovers
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("the cached conversion should have been reused")
+
+    monkeypatch.setattr(onnx_mod, "convert_to_onnx", no_conversion)
+    again = create_model(tiny.name, model_dir=tiny.export_dir, engine="onnxruntime")
+    assert [_agree(a, b) for a, b in zip(again.predict_arrays(images), got)] == [1.0, 1.0]
+
+
+def test_onnx_and_paddle_from_weights_share_one_cached_export(tiny, make_image, monkeypatch):
+    image = make_image(3, (64, 90))
+    want = tiny.predictor.predict_arrays([image])[0]
+    onnx_model = create_model(tiny.name, model_dir=tiny.weights, engine="onnxruntime")
+    assert onnx_model.engine.name == "onnxruntime"
+    assert _agree(onnx_model.predict_arrays([image])[0], want) >= 0.999
+
+    import segzoo.inference.export as export_module
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("the cached export should have been reused")
+
+    monkeypatch.setattr(export_module, "export_model", no_export)
+    paddle_model = create_model(tiny.name, model_dir=tiny.weights, engine="paddle")
+    assert paddle_model.engine.name == "paddle" and paddle_model.engine.onednn
+    assert Path(paddle_model.engine.deploy.path).is_relative_to(exports_cache())
+    assert _agree(paddle_model.predict_arrays([image])[0], want) >= 0.999
+
+
+def test_onnx_from_a_model_name_with_random_weights():
+    with pytest.warns(RandomWeightsWarning):
+        model = create_model("SeaFormer_tiny", num_classes=3, engine="onnxruntime", device="cpu")
+    assert model.engine.name == "onnxruntime"
+    mask = model.predict_arrays([shapes(5, (70, 50))])[0]
+    assert mask.shape == (50, 70) and mask.max() < 3
+
+
+@pytest.fixture(scope="module")
+def liteseg(tmp_path_factory):
+    """PP-LiteSeg-T (3 classes, seeded moderate weights) and a dynamic-shape export of it."""
+    import paddle
+
+    registry = segzoo.get_registry()
+    config = registry.config("PP-LiteSeg-T", num_classes=3)
+    paddle.seed(0)
+    layer = registry.build_model("PP-LiteSeg-T", config)
+    moderate_weights(layer, seed=0, scale=2.0)
+    layer.eval()
+    export = export_model("PP-LiteSeg-T", tmp_path_factory.mktemp("lite") / "exp", config=config, layer=layer)
+    return config, layer, export
+
+
+def test_static_hw_model_converts_per_size_and_checks_each_conversion(liteseg, caplog):
+    config, layer, _ = liteseg
+    dygraph = Predictor.from_model("PP-LiteSeg-T", config, layer)
+    source = ModelSource("weights")
+    engine = onnx_mod.make_onnx_engine("PP-LiteSeg-T", config, source, "cpu", {"layer": layer})
+    model = Predictor("PP-LiteSeg-T", config, engine, source, layer=layer)
+    # 250×120 and 128×128 pad to multiples of 128: ONNX Runtime runs them
+    for size in ((250, 120), (128, 128)):
+        image = shapes(7, size)
+        assert _agree(model.predict_arrays([image])[0], dygraph.predict_arrays([image])[0]) >= 0.999
+    assert set(engine._sessions) == {(128, 256), (128, 128)}
+    assert not any(isinstance(s, Engine) for s in engine._sessions.values())
+    # 96×64: paddle2onnx's pooling is not the adaptive one there; the check catches it, Paddle Inference runs it
+    image = shapes(8, (83, 61))
+    with caplog.at_level("WARNING", logger="segzoo"):
+        got = model.predict_arrays([image])[0]
+    assert isinstance(engine._sessions[(64, 96)], Engine) and engine._sessions[(64, 96)].name == "paddle"
+    assert "is not usable" in caplog.text and "run on Paddle Inference instead" in caplog.text
+    assert _agree(got, dygraph.predict_arrays([image])[0]) >= 0.999
+    assert len(list(exports_cache().glob("*.onnx.failed"))) == 1  # remembered: not converted again
+
+
+def test_static_hw_export_with_a_dynamic_shape_falls_back_to_paddle(liteseg):
+    _, _, export = liteseg
+    with pytest.warns(EngineFallbackWarning, match=r"dynamic H×W.*--input-shape -1,3,H,W.*paddle engine instead"):
+        model = create_model("PP-LiteSeg-T", model_dir=export, engine="onnxruntime")
+    assert model.engine.name == "paddle"
+    assert model.predict_arrays([shapes(9, (60, 40))])[0].shape == (40, 60)
+
+
+def test_a_conversion_paddle2onnx_aborts_on_is_an_error_not_a_crash(liteseg, tmp_path):
+    _, _, export = liteseg
+    with pytest.raises(ExportError, match=r"not usable: .*Adaptive only support static input shape"):
+        onnx_mod.convert_to_onnx(export / "inference.json", export / "inference.pdiparams", tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists() and not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def no_onnx_model():
+    card = ModelCard(
+        name="InferTestNoOnnx",
+        family="inference-tests",
+        dataset="none",
+        num_classes=3,
+        export=segzoo.ExportSupport(onnx=False, note="the test network has no ONNX form. Really"),
+        config_class=PointConfig,
+    )
+    name = _register(ModelPlugin(card, build=_build_point))
+    yield name
+    segzoo.get_registry().unregister(name)
+
+
+def test_a_card_without_onnx_falls_back_to_the_default_engine_with_one_warning(no_onnx_model):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = create_model(no_onnx_model, engine="onnxruntime", device="cpu")
+    fallbacks = [str(w.message) for w in caught if issubclass(w.category, EngineFallbackWarning)]
+    assert fallbacks == [
+        "InferTestNoOnnx: ONNX is not supported (the test network has no ONNX form); "
+        "running it on the dygraph engine instead"
+    ]
+    assert model.engine.name == "dygraph"
+    assert model.predict_arrays([shapes(1, (20, 20))])[0].shape == (20, 20)
+
+
+def test_device_and_option_errors_name_the_fix(tiny):
+    with pytest.raises(DependencyError, match="onnxruntime-gpu"):
+        create_model(tiny.name, model_dir=tiny.export_dir, engine="onnxruntime", device="gpu")
+    with pytest.raises(ConfigError, match=r"tensorrt / precision='fp16' need device='gpu'"):
+        create_model(tiny.name, model_dir=tiny.export_dir, engine="paddle", engine_options={"tensorrt": True}, device="cpu")
+    with pytest.raises(ConfigError, match=r"output_op 'softmax'"):
+        create_model(tiny.name, model_dir=tiny.weights, engine="onnxruntime", engine_options={"output_op": "softmax"})
+
+
+# -- engine="auto" -------------------------------------------------------------------------------------
+def test_auto_probes_once_per_machine_and_keeps_the_fastest(point_model, monkeypatch):
+    model = _quiet(create_model, point_model, engine="auto", device="cpu")
+    data = json.loads(auto_mod.probes_file().read_text())
+    (key, entry), = [(k, v) for k, v in data.items() if k.startswith(point_model + "|")]
+    seconds = entry["seconds"]
+    assert set(seconds) == {"onnxruntime", "paddle", "dygraph"}
+    assert all(isinstance(v, float) and v > 0 for v in seconds.values()), seconds
+    assert entry["engine"] == min(seconds, key=seconds.get) == model.engine.name
+    machine = entry["machine"]
+    assert machine["cores"] == os.cpu_count() and machine["cpu"] and machine["device"] == "cpu"
+    assert machine["threads"] >= 1 and "paddlepaddle" in machine["versions"] and "onnxruntime" in machine["versions"]
+    assert model.predict_arrays([shapes(2, (40, 30))])[0].shape == (30, 40)
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("the stored verdict should have been used")
+
+    monkeypatch.setattr(auto_mod, "time_engine", no_probe)
+    again = _quiet(create_model, point_model, engine="auto", device="cpu")
+    assert again.engine.name == entry["engine"]
+    # another thread count is another machine setting: it probes again
+    with pytest.raises(AssertionError, match="stored verdict"):
+        _quiet(create_model, point_model, engine="auto", device="cpu", engine_options={"cpu_threads": 1})
+    monkeypatch.undo()
+    calls = []
+    real = auto_mod.time_engine
+    monkeypatch.setattr(auto_mod, "time_engine", lambda e, b: calls.append(e.name) or real(e, b))
+    _quiet(create_model, point_model, engine="auto", device="cpu", engine_options={"reprobe": True, "candidates": ["dygraph", "onnxruntime"]})
+    assert calls == ["dygraph", "onnxruntime"]  # the candidates given, in their order
+
+
+# -- pipelining -----------------------------------------------------------------------------------------
+def test_prefetcher_keeps_order_bounds_read_ahead_and_stops_early():
+    pulled = []
+    closed = threading.Event()
+
+    def source():
+        try:
+            for i in range(50):
+                pulled.append(i)
+                yield i
+        finally:
+            closed.set()
+
+    pf = Prefetcher(source(), lambda b: b * 10, depth=2, workers=1)
+    it = iter(pf)
+    assert next(it) == (0, 0)
+    time.sleep(0.3)  # the reader runs ahead, but only `depth` batches (+ the one waiting to be queued)
+    assert len(pulled) <= 1 + 2 + 1
+    assert [next(it) for _ in range(3)] == [(1, 10), (2, 20), (3, 30)]
+    it.close()  # the consumer stops early
+    assert closed.wait(5) and not pf._thread.is_alive()
+    assert len(pulled) < 50
+
+
+def test_prefetcher_raises_a_reading_error_at_its_place():
+    def source():
+        yield from (0, 1, 2)
+        raise InputError("cannot read images/bad.png")
+
+    got = []
+    with pytest.raises(InputError, match="bad.png"):
+        for batch, ready in Prefetcher(source(), lambda b: -b, depth=2):
+            got.append(ready)
+    assert got == [0, -1, -2]
+
+
+def test_predict_over_a_directory_is_the_same_with_and_without_pipelining(point, tmp_path):
+    for i, size in enumerate([(40, 30), (33, 47), (40, 30), (64, 20), (21, 21), (40, 30), (50, 50)]):
+        write_image(tmp_path / "imgs" / f"{i:02d}.png", shapes(20 + i, size))
+    serial = list(point.predict(tmp_path / "imgs", batch_size=2, prefetch=0))
+    piped = list(point.predict(tmp_path / "imgs", batch_size=2, prefetch=3))
+    assert [r.input_path for r in piped] == [r.input_path for r in serial] == sorted(r.input_path for r in serial)
+    assert all(np.array_equal(a.pred, b.pred) for a, b in zip(piped, serial))
+    # an unreadable file: the earlier results come first, then the error names the file, both ways
+    (tmp_path / "imgs" / "04b.png").write_bytes(b"not a png at all")
+    for prefetch in (0, 2):
+        seen = []
+        with pytest.raises(InputError, match="04b.png"):
+            for r in point.predict(tmp_path / "imgs", batch_size=1, prefetch=prefetch):
+                seen.append(Path(r.input_path).name)
+        assert seen == ["00.png", "01.png", "02.png", "03.png", "04.png"]
+    with pytest.raises(ConfigError, match="prefetch"):
+        point.predict(tmp_path / "imgs", prefetch=-1)
+
+
+class _SlowPrepPlugin(ModelPlugin):
+    def normalize(self, config, image):
+        time.sleep(0.08)  # stands for decoding and normalising a large image
+        return super().normalize(config, image)
+
+
+class _SlowEngine(Engine):
+    name = "slow"
+
+    def __init__(self, inner):
+        self.inner, self.outputs = inner, inner.outputs
+
+    def run(self, batch):
+        time.sleep(0.08)  # stands for a model that takes as long as the preparation
+        return self.inner.run(batch)
+
+
+def test_pipelining_overlaps_preparation_with_inference(tmp_path):
+    card = ModelCard(name="InferTestSlowPrep", family="inference-tests", dataset="none", num_classes=3,
+                     config_class=PointConfig)
+    name = _register(_SlowPrepPlugin(card, build=_build_point))
+    try:
+        model = _quiet(create_model, name, device="cpu")
+        model.engine = _SlowEngine(model.engine)
+        for i in range(8):
+            write_image(tmp_path / f"{i}.png", shapes(i, (32, 32)))
+        times = {}
+        for prefetch in (0, 2, 0, 2):
+            t0 = time.perf_counter()
+            assert len(list(model.predict(tmp_path, prefetch=prefetch))) == 8
+            times[prefetch] = min(times.get(prefetch, 1e9), time.perf_counter() - t0)
+        # serial: 8 × (0.08 + 0.08) s; pipelined: about 8 × 0.08 s
+        assert times[2] < 0.75 * times[0], times
+    finally:
+        segzoo.get_registry().unregister(name)
+
+
+# -- segzoo benchmark --------------------------------------------------------------------------------------
+def _segzoo(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "segzoo.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.slow
+def test_benchmark_command_measures_each_engine_in_its_own_process(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = _segzoo("benchmark", "--model", "SeaFormer_tiny", "--engines", "dygraph,onnxruntime", "--size", "64x64",
+                   "--repeat", "2", "--warmup", "1", "--images", "3", "--threads", "2", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "latency ms" in proc.stdout and "SeaFormer_tiny, 2 threads, random seeded weights" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["engine"], r["size"], r["engine_used"]) for r in rows] == [
+        ("dygraph", "64x64", "dygraph"), ("onnxruntime", "64x64", "onnxruntime")]
+    for r in rows:
+        assert r["latency_s"] > 0 and len(r["latencies_s"]) == 2
+        assert r["throughput_ips"] > 0 and r["throughput_serial_ips"] > 0 and r["peak_rss_mb"] > 50
+
+
+def test_benchmark_command_user_errors_are_one_line():
+    proc = _segzoo("benchmark", "--model", "SeaFormer_tiny", "--engines", "tensorflow")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "segzoo benchmark: error: --engines 'tensorflow': unknown ['tensorflow']; choose from auto, dygraph, onnxruntime, paddle"
+    ]
+    proc = _segzoo("benchmark", "--model", "SeaFormer_tiny", "--size", "12")
+    assert proc.returncode == 2 and "--size '12': give WxH" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _segzoo("benchmark", "--model", "SeaFormer_tinny")
+    assert proc.returncode == 2 and "SeaFormer_tiny" in proc.stderr and "Traceback" not in proc.stderr
