@@ -14,6 +14,7 @@ import argparse
 import importlib
 import json
 import sys
+import warnings
 from typing import Optional, Sequence
 
 from .errors import SegzooError
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # paddle warns on import that ccache (for building C++ extensions) is missing: noise for a CLI user
+    warnings.filterwarnings("ignore", message="No ccache found")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command and args.top_config:

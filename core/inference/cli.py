@@ -11,6 +11,29 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..errors import ConfigError
+
+
+def _add_config_form(p: argparse.ArgumentParser, mode: str) -> None:
+    p.add_argument("-c", "--config", dest="config_file", metavar="CFG.yaml",
+                   help=f"PaddleX form: run Global.mode={mode} of this config (other flags become overrides)")
+    p.add_argument("-o", "--override", dest="overrides", action="append", default=[], metavar="Section.key=value",
+                   help="with -c: override one key (repeatable)")
+
+
+def _run_config_form(args, mode: str, flag_keys: dict) -> int:
+    """``segzoo predict|export -c cfg.yaml -o ...``: the config's mode, with the flags given as overrides."""
+    from ..training.commands import run_from_top_level
+
+    overrides = []
+    for flag, key in flag_keys.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    top = argparse.Namespace(top_config=args.config_file,
+                             top_overrides=[*overrides, *args.overrides, f"Global.mode={mode}"])
+    return run_from_top_level(top)
+
 
 def _csv_ints(text: str) -> list[int]:
     try:
@@ -30,7 +53,7 @@ def add_arguments_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", nargs="+", metavar="PATH", help="images, directories, PDFs or http(s) URLs")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--target-size", help="-1 (original size), N for N×N, or W,H")
-    p.add_argument("--output", default="./output", help="directory the results go to (default ./output)")
+    p.add_argument("--output", help="directory the results go to (default ./output; with -c: Global.output/predict)")
     p.add_argument("--device", help="cpu, gpu or gpu:0 (default: a GPU when there is one)")
     p.add_argument("--engine", help="dygraph, paddle, onnxruntime or auto (the fastest measured here); "
                    "default: paddle for exported dirs, else dygraph")
@@ -40,9 +63,19 @@ def add_arguments_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu-threads", type=int, help="paddle / onnxruntime / auto engines: CPU threads")
     p.add_argument("--no-onednn", action="store_true", help="paddle engine: turn oneDNN off on the CPU")
     p.add_argument("--quiet", action="store_true", help="print only the summary line")
+    _add_config_form(p, "predict")
 
 
 def run_predict(args) -> int:
+    if args.config_file:
+        return _run_config_form(args, "predict", {
+            "model": "Global.model", "device": "Global.device", "output": "Global.output",
+            "model_dir": "Predict.model_dir",
+            "batch_size": "Predict.batch_size", "target_size": "Predict.target_size",
+            "input": "Predict.input",
+        })
+    if args.overrides:
+        raise ConfigError("-o needs -c CFG.yaml")
     from tqdm import tqdm
 
     from ..errors import ConfigError
@@ -77,7 +110,7 @@ def run_predict(args) -> int:
             else:
                 warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         inputs = list(args.input)
-    out = Path(args.output)
+    out = Path(args.output or "./output")
     bar = tqdm(unit="image", file=sys.stderr, disable=None, desc="predict", leave=False)
     count = {"results": 0}
 
@@ -131,15 +164,24 @@ def add_arguments_export(p: argparse.ArgumentParser) -> None:
         "Export a model to a PaddleX inference directory (inference.json, inference.pdiparams, "
         "inference.yml) for Paddle Inference, PaddleX and `segzoo predict --model-dir`."
     )
-    p.add_argument("--model", required=True, help="model name (segzoo list-models)")
+    p.add_argument("--model", help="model name (segzoo list-models); required without -c")
     p.add_argument("--weights", help=".pdparams file (default: random weights, for trying the pipeline)")
     p.add_argument("--num-classes", type=int, help="class count (read from --weights when left out)")
-    p.add_argument("--output", required=True, help="directory to write (new, empty, or an earlier export)")
+    p.add_argument("--output", help="directory to write (new, empty, or an earlier export); required without -c")
     p.add_argument("--output-op", default="argmax", choices=["argmax", "softmax", "none"])
     p.add_argument("--input-shape", type=_csv_ints, help="N,3,H,W (-1 for any); default dynamic or the card's")
+    _add_config_form(p, "export")
 
 
 def run_export(args) -> int:
+    if args.config_file:
+        return _run_config_form(args, "export", {
+            "model": "Global.model", "output": "Global.output", "weights": "Export.weight_path",
+        })
+    if args.overrides:
+        raise ConfigError("-o needs -c CFG.yaml")
+    if not args.model or not args.output:
+        raise ConfigError("segzoo export needs --model NAME and --output DIR (or -c CFG.yaml)")
     from .export import export_model
 
     config = {"num_classes": args.num_classes} if args.num_classes is not None else None

@@ -161,3 +161,31 @@ def test_predict_command_with_random_weights_warns_in_one_line(make_image, save_
     err = capsys.readouterr().err
     assert "segzoo predict: warning: SeaFormer_tiny has random weights" in err and "Traceback" not in err
     assert (tmp_path / "o" / "x_overlay.png").is_file()
+
+
+def test_export_and_predict_take_the_paddlex_config_form(tmp_path):
+    """`segzoo export -c cfg.yaml -o ...` and `segzoo predict -c cfg.yaml ...`, as PaddleX users run them."""
+    import subprocess
+    import sys
+
+    from segzoo.inference.demo import demo_dir, read_demo_yml
+
+    demo = read_demo_yml()
+    weights = demo_dir() / demo["weights"]
+    image = demo_dir() / demo["image"]
+    cfg = tmp_path / "cfg.yaml"
+
+    def segzoo(*args):
+        return subprocess.run([sys.executable, "-m", "segzoo.cli", *args], capture_output=True, text=True, cwd=tmp_path)
+
+    out = segzoo("config", demo["model_name"], "-o", f"Train.num_classes={demo['num_classes']}", "--save", str(cfg))
+    assert out.returncode == 0, out.stderr
+    out = segzoo("export", "-c", str(cfg), "-o", f"Export.weight_path={weights}", "--output", "run")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "run" / "inference" / "inference.yml").is_file()
+    out = segzoo("predict", "-c", str(cfg), "--output", "run", "--input", str(image),
+                 "-o", "Predict.model_dir=run/inference")
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in (tmp_path / "run" / "predict").iterdir() if p.suffix == ".json") == ["demo_res.json"]
+    out = segzoo("export", "-o", "Export.weight_path=x")
+    assert out.returncode == 2 and "-o needs -c CFG.yaml" in out.stderr and "Traceback" not in out.stderr
