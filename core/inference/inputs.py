@@ -27,7 +27,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -239,8 +239,17 @@ def iter_pdf_pages(source, where: str, name: str, scale: float = PDF_SCALE) -> I
 
 
 # -- URLs -----------------------------------------------------------------------------------------
-def fetch_url(url: str, timeout: float = DEFAULT_URL_TIMEOUT, max_bytes: int = DEFAULT_URL_MAX_BYTES) -> bytes:
+def fetch_url(
+    url: str,
+    timeout: float = DEFAULT_URL_TIMEOUT,
+    max_bytes: int = DEFAULT_URL_MAX_BYTES,
+    check_url: Optional[Callable[[str], None]] = None,
+) -> bytes:
     """Download ``url`` within ``timeout`` seconds (the whole transfer) and ``max_bytes``.
+
+    ``check_url`` is called with the URL of every request, redirects
+    included, and may raise to refuse one (the HTTP service refuses private
+    addresses this way).
 
     Raises :class:`InputError` naming the URL on HTTP errors, time-outs,
     oversized bodies and network failures.
@@ -249,8 +258,10 @@ def fetch_url(url: str, timeout: float = DEFAULT_URL_TIMEOUT, max_bytes: int = D
 
     deadline = time.monotonic() + timeout
     chunks, size = [], 0
+    hooks = {"request": [lambda request: check_url(str(request.url))]} if check_url else {}
     try:
-        with httpx.stream("GET", url, timeout=httpx.Timeout(timeout), follow_redirects=True) as response:
+        with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=True, event_hooks=hooks) as client, \
+                client.stream("GET", url) as response:
             if response.status_code >= 400:
                 raise InputError(f"cannot download {url}: HTTP {response.status_code} {response.reason_phrase}")
             declared = response.headers.get("content-length")

@@ -294,6 +294,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             for _ in range(64):
                 self.wfile.write(b"\0" * 65536)
+        elif path == "/redirect":  # 302 to /img.png
+            self.send_response(302)
+            self.send_header("Location", "/img.png")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif path in self.routes:
             body, ctype = self.routes[path]
             self._send(body, ctype)

@@ -211,6 +211,22 @@ def test_url_errors_name_the_url_and_respect_the_limits(tiny, served):
         list(strict.predict("http://127.0.0.1:9/x.png"))
 
 
+def test_url_check_sees_every_redirect(served):
+    from segzoo.inference.inputs import fetch_url
+
+    base, _ = served
+    seen = []
+    assert fetch_url(f"{base}/redirect", check_url=seen.append)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert seen == [f"{base}/redirect", f"{base}/img.png"]
+
+    def refuse_target(url):
+        if url.endswith("/img.png"):
+            raise InputError(f"refused {url}")
+
+    with pytest.raises(InputError, match=r"refused .*/img\.png"):
+        fetch_url(f"{base}/redirect", check_url=refuse_target)
+
+
 def test_mixed_list_keeps_the_order(tiny, served, make_image, save_image, pdf_maker, tmp_path):
     base, _ = served
     folder = tmp_path / "dir"
