@@ -24,43 +24,33 @@ Public API::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "PROBLEM_CODES": "check",
-    "check_dataset": "check",
-    "check_dataset_from_config": "check",
-    "ConversionReport": "labelme",
-    "convert_labelme": "labelme",
-    "colorize": "palette",
-    "overlay": "palette",
-    "voc_palette": "palette",
-    "Sample": "segdataset",
-    "SegDataset": "segdataset",
-    "read_class_names": "segdataset",
-    "read_image": "segdataset",
-    "read_label": "segdataset",
-    "read_list": "segdataset",
-    "recover_interrupted_split": "split",
-    "split_dataset": "split",
+    "PROBLEM_CODES": ".check",
+    "check_dataset": ".check",
+    "check_dataset_from_config": ".check",
+    "ConversionReport": ".labelme",
+    "convert_labelme": ".labelme",
+    "colorize": ".palette",
+    "overlay": ".palette",
+    "voc_palette": ".palette",
+    "Sample": ".segdataset",
+    "SegDataset": ".segdataset",
+    "read_class_names": ".segdataset",
+    "read_image": ".segdataset",
+    "read_label": ".segdataset",
+    "read_list": ".segdataset",
+    "recover_interrupted_split": ".split",
+    "split_dataset": ".split",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'segzoo.datasets' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
-
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .check import PROBLEM_CODES, check_dataset, check_dataset_from_config

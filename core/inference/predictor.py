@@ -506,7 +506,7 @@ def create_model(
                 "inference.yml names the model under Global.model_name"
             )
         model_name = deploy.model_name
-    card = registry.card(model_name)
+    registry.card(model_name)  # an unknown name fails here, with the closest names
     if deploy is not None and deploy.model_name and deploy.model_name != model_name:
         raise ConfigError(
             f"{deploy.path}: Global.model_name is {deploy.model_name!r} but the model asked for is "
