@@ -396,13 +396,13 @@ class OnnxRuntimeEngine(Engine):
 
 # -- the factory behind create_model(engine="onnxruntime") ---------------------------------------------
 def fall_back(model_name: str, config: Any, source: Any, device: Optional[str], options: dict, why: str,
-              engine: Optional[str] = None) -> Engine:
+              engine: Optional[str] = None, stacklevel: int = 4) -> Engine:
     """Warn once (:class:`EngineFallbackWarning`) and build ``engine`` (default: the source's default) instead."""
     from .engines import ENGINES, default_engine
 
     name = engine or default_engine(source.kind)
     spec = ENGINES[name]
-    warnings.warn(EngineFallbackWarning(f"{model_name}: {why}; running it on the {name} engine instead"), stacklevel=4)
+    warnings.warn(EngineFallbackWarning(f"{model_name}: {why}; running it on the {name} engine instead"), stacklevel=stacklevel)
     kept = {k: v for k, v in options.items() if k in spec.options or k == "layer"}
     return spec.factory(model_name, config, source, device, kept)
 
@@ -416,6 +416,16 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
     if output_op not in ("argmax", "none"):
         raise ConfigError(f"engine_options output_op {output_op!r}: use 'argmax' (labels) or 'none' (scores)")
     common = {"device": device, "cpu_threads": options.get("cpu_threads")}
+
+    def from_export(deploy, outputs: str) -> Engine:
+        """ONNX Runtime on the ONNX conversion of one fixed export (Paddle Inference if it does not convert)."""
+        try:
+            path = cached_onnx(deploy)
+        except ExportError as exc:
+            return fall_back(model_name, config, source, device, options, str(exc), engine="paddle", stacklevel=5)
+        return OnnxRuntimeEngine(lambda hw: path, outputs=outputs, input_hw=deploy.fixed_hw,
+                                 max_batch=deploy.fixed_batch, **common)
+
     if not card.export.onnx:
         note = card.export.note.split(". ")[0] if card.export.note else "its card says it does not convert to ONNX"
         return fall_back(model_name, config, source, device, options, f"ONNX is not supported ({note})")
@@ -428,24 +438,14 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
                 f"{deploy.path.parent} has a dynamic H×W, which this model converts to ONNX only when fixed; "
                 "export it with --input-shape -1,3,H,W (or give its .pdparams) to run it on onnxruntime",
             )
-        try:
-            path = cached_onnx(deploy)
-        except ExportError as exc:
-            return fall_back(model_name, config, source, device, options, str(exc), engine="paddle")
-        return OnnxRuntimeEngine(lambda hw: path, outputs=outputs, input_hw=deploy.fixed_hw,
-                                 max_batch=deploy.fixed_batch, **common)
+        return from_export(deploy, outputs)
     layer = options.get("layer")
     if layer is None:  # pragma: no cover - create_model always hands the layer over
         raise ConfigError("the onnxruntime engine needs the model's network or an exported directory")
     outputs = "labels" if output_op == "argmax" else "scores"
     if not card.export.dynamic_shape:
         deploy = cached_export(model_name, config, layer, output_op)
-        try:
-            path = cached_onnx(deploy)
-        except ExportError as exc:
-            return fall_back(model_name, config, source, device, options, str(exc), engine="paddle")
-        return OnnxRuntimeEngine(lambda hw: path, outputs=outputs, input_hw=deploy.fixed_hw,
-                                 max_batch=deploy.fixed_batch, **common)
+        return from_export(deploy, outputs)
     if card.export.onnx_static_hw:
         def per_size(hw):
             deploy = cached_export(model_name, config, layer, output_op, input_shape=[None, 3, hw[0], hw[1]])
