@@ -99,3 +99,59 @@ def test_import_paddleseg_keeps_home_clean(tmp_path, monkeypatch):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip().startswith(str(tmp_path / ".cache" / "segzoo"))
     assert not (tmp_path / ".paddleseg").exists()
+
+
+# --- speed fix: the channel max of PP-LiteSeg's attention fusion -----------------------------------------
+
+
+def _grad_node_names(tensor) -> set:
+    """Names of every backward node reachable from ``tensor`` (its autograd graph)."""
+    names, seen, stack = set(), set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node.node_ptr() in seen:
+            continue
+        seen.add(node.node_ptr())
+        names.add(node.name())
+        stack.extend(node.next_functions)
+    return names
+
+
+def test_fused_channel_max_has_the_values_and_gradients_of_paddle_max():
+    from paddleseg.models.layers import tensor_fusion_helper as helper
+
+    original = compat.ORIGINALS["tensor_fusion_helper.avg_max_reduce_channel_helper"]
+    paddle.seed(1)
+    data = paddle.randn([2, 16, 5, 7])
+    grads = []
+    for fn in (original, helper.avg_max_reduce_channel_helper):
+        x = data.clone()
+        x.stop_gradient = False
+        out = fn(x)
+        (out * paddle.arange(out.numel()).reshape(out.shape).astype("float32")).sum().backward()
+        grads.append((out.numpy(), x.grad.numpy()))
+    np.testing.assert_array_equal(grads[0][0], grads[1][0])
+    np.testing.assert_allclose(grads[0][1], grads[1][1], rtol=1e-6, atol=1e-6)
+    # no gradient wanted (inference, export): the original op
+    with paddle.no_grad():
+        np.testing.assert_array_equal(helper.avg_max_reduce_channel_helper(data).numpy(), original(data).numpy())
+
+
+def test_ppliteseg_training_step_has_no_slow_max_backward():
+    """PP-LiteSeg's UAFM fusion runs its channel max through topk in training (no MaxGradNode)."""
+    from paddleseg.models.layers import tensor_fusion_helper as helper
+
+    from segzoo.models import build_model
+
+    net = build_model("PP-LiteSeg-T", num_classes=3)
+    net.train()
+    x = paddle.randn([2, 3, 64, 64])
+    names = _grad_node_names(sum(out.mean() for out in net(x)))
+    assert "TopkGradNode" in names and "MaxGradNode" not in names, sorted(names)
+
+    fast = helper.avg_max_reduce_channel_helper
+    helper.avg_max_reduce_channel_helper = compat.ORIGINALS["tensor_fusion_helper.avg_max_reduce_channel_helper"]
+    try:  # without the fix, the same step goes through paddle.max's backward
+        assert "MaxGradNode" in _grad_node_names(sum(out.mean() for out in net(x)))
+    finally:
+        helper.avg_max_reduce_channel_helper = fast
