@@ -1,13 +1,14 @@
 """PP-LiteSeg-T trained from scratch on drawn shapes learns them, and its export predicts the same masks.
 
-A small version of ``examples/shapes_real_check.py`` (about 2.5 minutes on 2 CPU
-cores). PP-LiteSeg-T from scratch learns slowly on a CPU (200 iterations of 4
-images is early in its curve: measured mIoU 0.28 against 0.21 for all
-background, Cohen's kappa 0.24, shapes-vs-background IoU 0.28), so the bounds
-are half of those gains. They are relative to what a model that learned
-nothing gets on the same val split: predicting all background (or any single
-class, or classes at random) gives kappa 0 and no shape pixels, so they cannot
-pass by chance.
+A small version of ``examples/shapes_real_check.py``: the same drawn shapes
+(kept apart, contrasting colours), one process, 400 iterations of 4 images,
+about 2.5 minutes on 2 CPU cores. That is early in PP-LiteSeg-T's curve (the
+example needs 1200 iterations of 8 for 0.85): measured mIoU 0.33 against
+0.19 for all background, Cohen's kappa 0.45, shapes-vs-background IoU 0.49.
+The bounds are about half of those gains. They are relative to what a model
+that learned nothing gets on the same val split: predicting all background
+(or any single class, or classes at random) gives kappa 0 and no shape
+pixels, so they cannot pass by chance.
 """
 
 from __future__ import annotations
@@ -20,19 +21,20 @@ from segzoo.datasets.shapes import make_shapes_dataset
 from segzoo.training import evaluate, train
 from segzoo.training.metrics import ConfusionMatrix, compute_metrics
 
-ITERS = 200
+ITERS = 400
 
 
 @pytest.mark.slow
 def test_ppliteseg_learns_shapes_and_its_export_agrees(tmp_path):
-    data = make_shapes_dataset(tmp_path / "shapes", num_train=200, num_val=16, size=(128, 128), seed=11)
+    data = make_shapes_dataset(tmp_path / "shapes", num_train=400, num_val=16, size=(128, 128), seed=11,
+                               overlap=False, min_contrast=80)
     out = tmp_path / "out"
     cfg = {
         "Global": {"model": "PP-LiteSeg-T", "mode": "train", "dataset_dir": str(data), "device": "cpu",
                    "output": str(out)},
         "Train": {"num_classes": 4, "epochs_iters": ITERS, "batch_size": 4, "crop_size": [128, 128],
                   "learning_rate": 2e-3, "warmup_steps": 20, "eval_interval": ITERS, "log_interval": 50,
-                  "augment": {"min_scale": 0.75, "max_scale": 1.5}, "export": True},
+                  "augment": {"min_scale": 1.0, "max_scale": 1.0}, "export": True},
         "Model": {"optimizer": "adamw", "weight_decay": 0.01},
     }
     result = train(cfg, progress=False)
@@ -48,11 +50,11 @@ def test_ppliteseg_learns_shapes_and_its_export_agrees(tmp_path):
     ev = evaluate("PP-LiteSeg-T", data, out / "best_model" / "model.pdparams", progress=False, verbose=False)
     m = np.array(ev["confusion_matrix"])
     assert ev["metrics"]["mIoU"] == pytest.approx(result["best_score"])
-    assert ev["metrics"]["mIoU"] >= baseline + 0.035, (ev["metrics"]["mIoU"], baseline)
-    assert ev["metrics"]["Kappa"] >= 0.12, ev["metrics"]["Kappa"]
+    assert ev["metrics"]["mIoU"] >= baseline + 0.07, (ev["metrics"]["mIoU"], baseline)
+    assert ev["metrics"]["Kappa"] >= 0.25, ev["metrics"]["Kappa"]
     # shapes vs background (the three shape classes merged): shape pixels are found, not guessed
     fg = compute_metrics(np.array([[m[0, 0], m[0, 1:].sum()], [m[1:, 0].sum(), m[1:, 1:].sum()]]))
-    assert fg["class_IoU"][1] >= 0.14, fg["class_IoU"]
+    assert fg["class_IoU"][1] >= 0.3, fg["class_IoU"]
 
     # the exported model (Paddle Inference) predicts the masks of the trained weights
     from segzoo.inference import create_model
