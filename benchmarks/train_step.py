@@ -36,8 +36,7 @@ def main(argv=None) -> int:
     import paddle
 
     from segzoo import compat
-    from segzoo.config import load_config, model_config_for
-    from segzoo.models import build_from_config
+    from segzoo.models import build_model
     from segzoo.registry import get_registry
 
     paddle.set_device("cpu")
@@ -50,10 +49,8 @@ def main(argv=None) -> int:
     print(f"training step, {args.batch_size}x3x{args.size}x{args.size}, CPU ({os.cpu_count()} cores), "
           f"paddle {paddle.__version__}")
     for name in args.models:
-        cfg = load_config(data={"Global": {"model": name, "mode": "train", "dataset_dir": "."},
-                                "Train": {"num_classes": 4, "crop_size": [args.size, args.size]}})
-        model_config = model_config_for(cfg)
-        net = build_from_config(name, model_config)
+        model_config = registry.config(name, num_classes=4, crop_size=(args.size, args.size))
+        net = build_model(name, model_config)
         net.train()
         opt = paddle.optimizer.AdamW(1e-4, parameters=net.parameters())
         paddle.seed(0)

@@ -93,12 +93,12 @@ def draw_sample(
     short = min(w, h)
     taken = np.zeros((h, w), np.uint8)  # shapes drawn so far, grown by GAP (overlap=False)
     lo, hi = max(int(short * extent[0]), 3), max(int(short * extent[1]), 4)
-    for n in range(int(rng.integers(min_shapes, max_shapes + 1))):
+    for _ in range(int(rng.integers(min_shapes, max_shapes + 1))):
         cls = int(rng.integers(1, len(CLASS_NAMES)))
         colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
-        for _ in range(1 if overlap or n == 0 else PLACEMENT_TRIES):
+        for _ in range(PLACEMENT_TRIES):  # `taken` stays empty with overlap: the first try fits
             mask = _shape_mask(rng, cls, w, h, lo, hi)
-            if overlap or n == 0 or not (mask & taken).any():
+            if not (mask & taken).any():
                 break
         else:
             continue  # no room left for this shape
