@@ -37,12 +37,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .deps import missing_module_error
 from .errors import DependencyError
 
 PADDLESEG_VERSION = "2.8.0"
 
+_INSTALL = "pip install --no-deps paddleseg==2.8.0"
 _INSTALL_HINT = (
-    'install it with `pip install --no-deps paddleseg==2.8.0` (segzoo lists the packages '
+    f"install it with `{_INSTALL}` (segzoo lists the packages "
     "paddleseg really needs; --no-deps keeps its old opencv-python pin out)"
 )
 
@@ -69,14 +71,15 @@ def _quiet_home_writes() -> None:
 def import_paddleseg():
     """Import paddleseg 2.8.0 with segzoo's fixes applied; return the module.
 
-    Raises :class:`DependencyError` with the install command when paddleseg
-    is missing or is another version.
+    Raises :class:`DependencyError` when paddleseg is missing or is another
+    version, or when a module paddleseg imports is missing; the message
+    names the module and the one ``pip install`` that fixes it.
     """
     _quiet_home_writes()
     try:
         import paddleseg
     except ImportError as exc:
-        raise DependencyError(f"paddleseg is not importable ({exc}); {_INSTALL_HINT}") from exc
+        raise missing_module_error(exc, "paddleseg", _INSTALL) from exc
     version = getattr(paddleseg, "__version__", "unknown")
     if version != PADDLESEG_VERSION:
         raise DependencyError(
