@@ -10,11 +10,12 @@ is built or run.
 
 from __future__ import annotations
 
-from .card import ExportSupport, Figures, ModelCard, ModelConfig
+from .card import ExportSupport, Figures, ModelCard, ModelConfig, OfficialWeights
 from .errors import (
     ConfigError,
     DatasetError,
     DependencyError,
+    DownloadError,
     ExportError,
     InputError,
     PluginError,
@@ -40,6 +41,7 @@ __all__ = [
     "ConfigError",
     "DatasetError",
     "DependencyError",
+    "DownloadError",
     "ExportError",
     "ExportSupport",
     "Figures",
@@ -47,6 +49,7 @@ __all__ = [
     "ModelCard",
     "ModelConfig",
     "ModelPlugin",
+    "OfficialWeights",
     "PluginError",
     "Registry",
     "SegzooError",

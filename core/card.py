@@ -14,6 +14,9 @@ from typing import Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.fields import FieldInfo
 
+#: ``ModelCard.input_size`` of a card that does not set it
+DEFAULT_INPUT_SIZE = (512, 512)
+
 
 class Figures(BaseModel):
     """Published numbers (PaddleX model list). ``None`` where none is published."""
@@ -29,18 +32,45 @@ class Figures(BaseModel):
 
 
 class ExportSupport(BaseModel):
-    """What the model can be exported to, and why not where it cannot."""
+    """What the plugin *declares* its model exports to, and why not where it cannot.
+
+    segzoo acts on these declarations (export refuses ``static=False``, the
+    ONNX engine falls back for ``onnx=False``...) but does not take them on
+    trust: :class:`segzoo.testing.ModelContract` checks them for real, and
+    ``segzoo info NAME --check`` runs those checks.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    static: bool = True
-    dynamic_shape: bool = True
-    fixed_input_shape: Optional[tuple[int, int, int, int]] = Field(
-        None, description="N,C,H,W used when dynamic_shape is False"
+    static: bool = Field(
+        True, description="the network exports to a static graph (paddle.jit.to_static); False: export refuses it"
     )
-    onnx: bool = True
-    onnx_static_hw: bool = Field(False, description="ONNX conversion needs a fixed H×W")
-    note: str = ""
+    dynamic_shape: bool = Field(
+        True, description="the exported graph takes any N×3×H×W; False: it is exported at fixed_input_shape"
+    )
+    fixed_input_shape: Optional[tuple[int, int, int, int]] = Field(
+        None, description="N,C,H,W the graph is exported at when dynamic_shape is False (required then)"
+    )
+    onnx: bool = Field(
+        True, description="the export converts to ONNX (paddle2onnx); False: the onnxruntime engine falls back"
+    )
+    onnx_static_hw: bool = Field(
+        False, description="ONNX conversion needs a fixed H×W: the onnxruntime engine converts once per input size"
+    )
+    note: str = Field("", description="why an export or conversion is not supported; shown in errors and by segzoo info")
+
+
+class OfficialWeights(BaseModel):
+    """The weights PaddleX publishes for a model (see :mod:`segzoo.official` for the URLs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="the name the files are published under (PaddleX's model name)")
+    backbone: Literal["backbone_imagenet", "model"] = Field(
+        "backbone_imagenet",
+        description="what training starts from by default: <name>_backbone_imagenet_pretrained.pdparams, "
+        "or the whole model's <name>_pretrained.pdparams",
+    )
 
 
 class ModelConfig(BaseModel):
@@ -52,22 +82,41 @@ class ModelConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
-    num_classes: int = Field(19, gt=0, le=65535, description="number of classes (255 is the ignore label)")
-    pretrained: Optional[Path] = Field(None, description="path of a .pdparams file to load after building")
-    ignore_index: int = Field(255, ge=0, description="label value without a class")
-    align_corners: bool = False
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    crop_size: tuple[int, int] = Field((512, 512), description="training crop (W, H)")
-    loss_weights: tuple[float, ...] = Field((1.0,), description="weight of each output's loss")
-    loss: Literal["ce", "ohem"] = "ce"
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    learning_rate: float = Field(0.01, gt=0)
-    weight_decay: float = Field(4e-5, ge=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
-    warmup_iters: int = Field(0, ge=0)
-    lr_power: float = Field(0.9, gt=0, description="power of the polynomial decay")
-    grad_clip: Optional[float] = Field(None, gt=0, description="global-norm gradient clip")
+    num_classes: int = Field(
+        19, gt=0, le=65535,
+        description="classes the network predicts (labels 0..num_classes-1); the card's num_classes is the default",
+    )
+    pretrained: Optional[Path] = Field(
+        None, description="a .pdparams file loaded after building; entries that do not fit stay as built and are reported"
+    )
+    ignore_index: int = Field(255, ge=0, description="label value of unlabelled pixels: no loss, no metric")
+    align_corners: bool = Field(
+        False, description="bilinear resizing mode, for plugins whose build passes it to the network (others ignore it)"
+    )
+    mean: tuple[float, float, float] = Field(
+        (0.5, 0.5, 0.5), description="RGB mean of (x / 255 - mean) / std, in preprocess and in inference.yml"
+    )
+    std: tuple[float, float, float] = Field(
+        (0.5, 0.5, 0.5), description="RGB std of (x / 255 - mean) / std, every value > 0"
+    )
+    crop_size: tuple[int, int] = Field(
+        (512, 512),
+        description="training crop (W, H): a random window of this size; smaller images are padded up to it "
+        "(labels with ignore_index)",
+    )
+    loss_weights: tuple[float, ...] = Field(
+        (1.0,), description="weight of each train-mode output's loss; one per output the network returns"
+    )
+    loss: Literal["ce", "ohem"] = Field(
+        "ce", description="ce: cross entropy; ohem: online hard example mining, only where the plugin's build_loss has it"
+    )
+    optimizer: Literal["sgd", "adamw"] = Field("sgd", description="sgd: momentum SGD with L2 decay; adamw: AdamW")
+    learning_rate: float = Field(0.01, gt=0, description="base learning rate of the polynomial schedule")
+    weight_decay: float = Field(4e-5, ge=0, description="L2 decay (sgd) or decoupled weight decay (adamw)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="momentum of sgd (adamw ignores it)")
+    warmup_iters: int = Field(0, ge=0, description="linear warm-up iterations before the decay (0: none)")
+    lr_power: float = Field(0.9, gt=0, description="power of the polynomial decay (1: linear)")
+    grad_clip: Optional[float] = Field(None, gt=0, description="global-norm gradient clip (None: no clipping)")
 
     @classmethod
     def with_defaults(cls, name: str, doc: str = "", **defaults):
@@ -111,19 +160,46 @@ class ModelCard(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, protected_namespaces=())
 
-    name: str
-    family: str
-    dataset: str
-    num_classes: int
-    description: str = ""
-    architecture: str = Field("", description="network class and backbone")
-    figures: Figures = Figures()
-    eval_protocol: str = Field("", description="how the published mIoU was measured")
-    input_size: tuple[int, int] = Field((512, 512), description="default inference size (W, H)")
-    size_divisor: int = Field(32, gt=0, description="inputs are padded to a multiple of this")
-    export: ExportSupport = ExportSupport()
-    config_class: type[ModelConfig] = Field(ModelConfig, exclude=True)
-    plugin_version: str = ""
+    name: str = Field(description="the model name: equal to the entry-point name under segzoo.models")
+    family: str = Field(description="a group of related models, filtered with list-models --family")
+    dataset: str = Field(description="the dataset the published figures (and num_classes) refer to")
+    num_classes: int = Field(gt=0, description="default classes of the config (the published dataset's)")
+    description: str = Field("", description="one line for people, shown by segzoo info and segzoo config")
+    architecture: str = Field("", description="network class and backbone, shown by info")
+    figures: Figures = Field(Figures(), description="published mIoU, latency and size (None where none)")
+    eval_protocol: str = Field("", description="how the published mIoU was measured (resolution, flips, split)")
+    input_size: tuple[int, int] = Field(
+        DEFAULT_INPUT_SIZE,
+        description="typical input (W, H): sliding-window size above max_pixels, the auto engine's probe and "
+        "TensorRT's optimal shape; predictions still run at each image's own size unless target_size is set",
+    )
+    size_divisor: int = Field(
+        32, gt=0, description="inputs are padded to a multiple of this (the network's output stride) and cropped back"
+    )
+    export: ExportSupport = Field(ExportSupport(), description="what the plugin declares its model exports to")
+    official: Optional[OfficialWeights] = Field(
+        None, description="the weights PaddleX publishes for this model (create_model(name) uses them); None: none"
+    )
+    backbone_prefix: str = Field(
+        "backbone.",
+        description="where the backbone's tensors are in the model's state dict: a backbone weights file "
+        "(named as the backbone's own state dict, e.g. ImageNet weights) loads under this prefix",
+    )
+    config_class: type[ModelConfig] = Field(
+        ModelConfig, exclude=True, description="the pydantic config class (a ModelConfig subclass) of this model"
+    )
+    plugin_version: str = Field("", description="free-form version of the plugin (segzoo plugins shows the distribution's)")
+
+    @property
+    def input_size_is_default(self) -> bool:
+        """True when the plugin did not set ``input_size`` (it is segzoo's :data:`DEFAULT_INPUT_SIZE`)."""
+        return "input_size" not in self.model_fields_set
+
+    def describe_input_size(self) -> str:
+        """``"1024x512"``, or ``"512x512 (segzoo's default; the card does not set input_size)"``."""
+        w, h = self.input_size
+        text = f"{w}x{h}"
+        return text + (" (segzoo's default; the card does not set input_size)" if self.input_size_is_default else "")
 
     def default_config(self, **overrides) -> ModelConfig:
         """The model's validated config with ``overrides`` applied."""

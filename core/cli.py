@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("segzoo.training.commands", "print a complete, commented YAML config for a model"),
     "benchmark": ("segzoo.inference.bench", "time segzoo's engines on a model (latency, throughput, memory)"),
     "serve": ("segzoo.serving.cli", "serve a model over HTTP (PaddleX's API, batched; no args: the demo)"),
+    "download": ("segzoo.hub_cli", "download official models (and training weights, demo datasets) into the cache"),
+    "cache": ("segzoo.hub_cli", "show segzoo's cache of official models, weights and datasets; cache clear NAME"),
 }
 
 
@@ -113,24 +115,30 @@ def run_list_models(args) -> int:
     cards = get_registry().cards(args.pattern)
     if args.family:
         cards = [c for c in cards if c.family == args.family]
+    from .official import cache_status  # no paddle, no network: looks at the cache folders only
+
+    cached = {c.name: cache_status(c.name) for c in cards}
     if args.json:
-        print(json.dumps([card_to_dict(c) for c in cards], indent=2, ensure_ascii=False))
+        print(json.dumps([{**card_to_dict(c), "cached": cached[c.name]} for c in cards], indent=2, ensure_ascii=False))
         return 0
     if not cards:
         print(f"no model matches {args.pattern!r}" if args.pattern else "no models are installed")
         return 1
     from prettytable import PrettyTable
 
-    table = PrettyTable(["Model", "Family", "Dataset", "mIoU %", "Size MB", "CPU ms", "GPU ms"])
+    table = PrettyTable(["Model", "Family", "Dataset", "mIoU %", "Size MB", "CPU ms", "GPU ms", "Cached"])
     for c in cards:
         f = c.figures
         cpu = _fmt(f.cpu_ms) + (f" / {_fmt(f.cpu_ms_hp)}" if f.cpu_ms_hp else "")
         gpu = _fmt(f.gpu_ms) + (f" / {_fmt(f.gpu_ms_hp)}" if f.gpu_ms_hp else "")
-        table.add_row([c.name, c.family, c.dataset, _fmt(f.miou), _fmt(f.size_mb, 1), cpu, gpu])
+        where = {"segzoo": "yes", "paddlex": "PaddleX"}.get(cached[c.name] or "", "-")
+        table.add_row([c.name, c.family, c.dataset, _fmt(f.miou), _fmt(f.size_mb, 1), cpu, gpu, where])
     table.align = "r"
     table.align["Model"] = table.align["Family"] = table.align["Dataset"] = "l"
     print(table)
     print(f"{len(cards)} models. Times: normal / high-performance mode (PaddleX figures, FP32, T4 GPU, Xeon CPU).")
+    print("Cached: the official inference model is in segzoo's cache (yes) or PaddleX's (PaddleX); "
+          "`segzoo download NAME` fetches it.")
     return 0
 
 
@@ -145,32 +153,58 @@ def card_to_dict(card) -> dict:
 def add_arguments_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model name")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--check", action="store_true",
+                   help="export the model and convert it to ONNX here, on random weights, and report what worked "
+                        "(segzoo.testing.ModelContract's export checks; exits 1 if a declared one fails)")
 
 
 def run_info(args) -> int:
     from .registry import get_registry
 
     card = get_registry().card(args.model)
+    report = _export_report(card.name) if args.check else None
     if args.json:
-        print(json.dumps(card_to_dict(card), indent=2, ensure_ascii=False))
-        return 0
+        data = card_to_dict(card)
+        if report is not None:
+            data["export_checked"] = [r.__dict__ for r in report]
+        print(json.dumps(data, indent=2, ensure_ascii=False))
+        return 1 if report and any(r.status == "failed" for r in report) else 0
     f = card.figures
-    print(f"{card.name}  ({card.family}; {card.architecture})")
+    print(f"{card.name}  ({'; '.join(x for x in (card.family, card.architecture) if x)})")
     if card.description:
         print(f"  {card.description}")
-    print(f"  dataset: {card.dataset}, {card.num_classes} classes; mIoU {_fmt(f.miou)} %")
+    miou = f"mIoU {_fmt(f.miou)} %" if f.miou is not None else "no published mIoU"
+    print(f"  dataset: {card.dataset}, {card.num_classes} classes; {miou}")
     print(f"  evaluation protocol: {card.eval_protocol or 'not stated'}")
-    print(f"  default input (W, H): {card.input_size}; padded to a multiple of {card.size_divisor}")
+    print(f"  typical input (W, H): {card.describe_input_size()}; padded to a multiple of {card.size_divisor}")
     e = card.export
     shape = "dynamic H×W" if e.dynamic_shape else f"fixed input {e.fixed_input_shape}"
     onnx = ("yes" + (" (fixed H×W)" if e.onnx_static_hw else "")) if e.onnx else "no"
     print(f"  export: {'yes' if e.static else 'no'} ({shape}); ONNX: {onnx}" + (f"; {e.note}" if e.note else ""))
+    if report is None:
+        print(f"    (declared by the plugin, not checked here: `segzoo info {card.name} --check` checks it)")
+    else:
+        for r in report:
+            print(f"    checked here, {r.check}: {r.status}" + (f": {r.detail}" if r.detail else ""))
     print(f"  config ({card.config_class.__name__}):")
     for key, field in card.config_class.model_fields.items():
         default = card.default_config().model_dump().get(key)
         desc = f"  # {field.description}" if field.description else ""
         print(f"    {key}: {default!r}{desc}")
-    return 0
+    return 1 if report and any(r.status == "failed" for r in report) else 0
+
+
+def _export_report(name: str) -> list:
+    """``ModelContract(name).export_report()``, with Paddle's and paddle2onnx's chatter kept off the output."""
+    import logging
+
+    from .testing import ModelContract
+
+    print(f"checking the export of {name} (a static graph, then ONNX) ...", file=sys.stderr, flush=True)
+    logging.getLogger("segzoo").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ModelContract(name).export_report()
 
 
 # -- plugins ----------------------------------------------------------------------------------

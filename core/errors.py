@@ -62,6 +62,10 @@ class ExportError(SegzooError):
     """A model that cannot be exported the way it was asked to be."""
 
 
+class DownloadError(SegzooError):
+    """A download that failed, was refused (offline, unsafe archive) or did not verify."""
+
+
 def suggest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """Return up to ``n`` entries of ``choices`` closest to ``name`` (case-insensitive)."""
     choices = list(choices)

@@ -7,6 +7,7 @@ paddle comes in when a model is built.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
 from pathlib import Path
@@ -35,6 +36,17 @@ def _run_config_form(args, mode: str, flag_keys: dict) -> int:
     return run_from_top_level(top)
 
 
+@contextlib.contextmanager
+def _keys_as_flags():
+    """Errors about weights name the flag to pass (``--num-classes 4``), not Python's ``num_classes=4``."""
+    from .runconfig import WeightsFitError
+
+    try:
+        yield
+    except WeightsFitError as exc:
+        raise exc.respell("flags") from None
+
+
 def _csv_ints(text: str) -> list[int]:
     try:
         return [int(p) for p in text.replace("x", ",").split(",") if p.strip()]
@@ -48,19 +60,29 @@ def add_arguments_predict(p: argparse.ArgumentParser) -> None:
         "Predict label maps and write <input>_res.json, <input>_res.png (VOC colours) and "
         "<input>_overlay.png. Without --model and --input: the built-in demo."
     )
-    p.add_argument("--model", help="model name (segzoo list-models); optional with an exported --model-dir")
+    p.add_argument("--model", help="model name (segzoo list-models); alone, PaddleX's official model (from "
+                   "PaddleX's or segzoo's cache, else downloaded once; see segzoo download); optional with an "
+                   "exported --model-dir")
     p.add_argument("--model-dir", help="exported inference directory, or a .pdparams file / directory holding one")
+    p.add_argument("--no-pretrained", action="store_true",
+                   help="with --model alone: random weights instead of the official model (to try the pipeline)")
     p.add_argument("--input", nargs="+", metavar="PATH", help="images, directories, PDFs or http(s) URLs")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--target-size", help="-1 (original size), N for N×N, or W,H")
+    p.add_argument("--pixel-limit", type=int, metavar="N",
+                   help="largest image (width×height after resizing) to predict; default: Pillow's "
+                   "decompression-bomb limit, about 179 million")
     p.add_argument("--output", help="directory the results go to (default ./output; with -c: Global.output/predict)")
     p.add_argument("--device", help="cpu, gpu or gpu:0 (default: a GPU when there is one)")
-    p.add_argument("--engine", help="dygraph, paddle, onnxruntime or auto (the fastest measured here); "
-                   "default: paddle for exported dirs, else dygraph")
+    p.add_argument("--engine", help="dygraph, paddle, onnxruntime, openvino or auto (the fastest measured here); "
+                   "default: the fastest whose masks agree with dygraph (onnxruntime on the CPU where the model "
+                   "converts, converted once and cached)")
+    p.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="openvino engine: bf16 on CPUs that support it (default fp32)")
     p.add_argument("--num-classes", type=int, help="class count of the weights (read from them when left out)")
     p.add_argument("--slide-window", help="W,H: predict window by window")
     p.add_argument("--slide-stride", help="W,H: window step (default 3/4 of the window)")
-    p.add_argument("--cpu-threads", type=int, help="paddle / onnxruntime / auto engines: CPU threads")
+    p.add_argument("--cpu-threads", type=int, help="paddle / onnxruntime / openvino / auto engines: CPU threads")
     p.add_argument("--no-onednn", action="store_true", help="paddle engine: turn oneDNN off on the CPU")
     p.add_argument("--quiet", action="store_true", help="print only the summary line")
     _add_config_form(p, "predict")
@@ -79,16 +101,27 @@ def run_predict(args) -> int:
     from tqdm import tqdm
 
     from ..errors import ConfigError
+    from ..fileio import check_output_dir
+    from .inputs import check_inputs
     from .onnx import EngineFallbackWarning
     from .predictor import RandomWeightsWarning, create_model
     from .run import run_predict as _run
+    from .sizes import DEFAULT_PIXEL_LIMIT, check_pixel_limit, check_size_pixels, parse_size
 
     demo = args.model is None and args.input is None and args.model_dir is None
+    # every check that needs no model first: a bad input or output changes nothing, and fails at once
+    check_output_dir(args.output or "./output", "--output")
+    limit = DEFAULT_PIXEL_LIMIT if args.pixel_limit is None else check_pixel_limit(args.pixel_limit)
+    check_size_pixels(parse_size(args.target_size, "--target-size"), limit, "--target-size")
+    if args.input:
+        check_inputs(list(args.input))
     engine_options = {}
     if args.cpu_threads is not None:
         engine_options["cpu_threads"] = args.cpu_threads
     if args.no_onednn:
         engine_options["onednn"] = False
+    if args.precision:
+        engine_options["precision"] = args.precision
     if demo:
         from .demo import load_demo
 
@@ -100,10 +133,13 @@ def run_predict(args) -> int:
         overrides = {}
         if args.num_classes is not None:
             overrides["num_classes"] = args.num_classes
+        if args.no_pretrained:
+            overrides["pretrained"] = False
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RandomWeightsWarning)
             warnings.simplefilter("always", EngineFallbackWarning)
-            predictor = _create(create_model, args, engine_options, overrides)
+            with _keys_as_flags():
+                predictor = _create(create_model, args, engine_options, overrides)
         for w in caught:  # one clean line instead of Python's warning format
             if issubclass(w.category, (RandomWeightsWarning, EngineFallbackWarning)):
                 print(f"segzoo predict: warning: {w.message}", file=sys.stderr)
@@ -142,6 +178,7 @@ def _create(create_model, args, engine_options, overrides):
         engine_options=engine_options or None,
         slide_window=args.slide_window,
         slide_stride=args.slide_stride,
+        **({"pixel_limit": args.pixel_limit} if args.pixel_limit is not None else {}),
         **overrides,
     )
 
@@ -187,14 +224,15 @@ def run_export(args) -> int:
     config = {"num_classes": args.num_classes} if args.num_classes is not None else None
     if args.weights is None:
         print(f"note: no --weights given; {args.model} is exported with random weights", file=sys.stderr)
-    out = export_model(
-        args.model,
-        args.output,
-        config=config,
-        weights=args.weights,
-        input_shape=args.input_shape,
-        output_op=args.output_op,
-    )
+    with _keys_as_flags():
+        out = export_model(
+            args.model,
+            args.output,
+            config=config,
+            weights=args.weights,
+            input_shape=args.input_shape,
+            output_op=args.output_op,
+        )
     files = ", ".join(sorted(p.name for p in out.iterdir()))
     print(f"exported {args.model} to {out.resolve()} ({files})")
     return 0

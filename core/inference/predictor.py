@@ -37,13 +37,26 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, ExportError, WeightsError
+from ..errors import ConfigError, ExportError
 from .engines import Engine, check_options, default_engine, engine_spec
 from .inputs import InputLimits, array_to_bgr, iter_inputs
 from .modeldir import ModelSource, resolve_model_dir
 from .pipeline import DEFAULT_PREFETCH, Prefetcher, chunked
 from .result import SaveLedger, SegResult
-from .sizes import DEFAULT_MAX_PIXELS, ResizePlan, ceil_to, parse_size, parse_slide, resolve_target_size, window_grid
+from .runconfig import build_with_weights as _build_with_weights
+from .sizes import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_PIXEL_LIMIT,
+    PIXEL_LIMIT_HINT,
+    ResizePlan,
+    ceil_to,
+    check_pixel_limit,
+    check_size_pixels,
+    parse_size,
+    parse_slide,
+    resolve_target_size,
+    window_grid,
+)
 
 log = logging.getLogger("segzoo")
 
@@ -79,6 +92,7 @@ class Predictor:
         slide_stride: Any = None,
         max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
         limits: InputLimits = InputLimits(),
+        pixel_limit: Optional[int] = DEFAULT_PIXEL_LIMIT,
     ):
         from ..registry import get_registry
 
@@ -89,7 +103,8 @@ class Predictor:
         self.engine = engine
         self.source = source
         self.layer = layer
-        parse_size(target_size)  # validate now, not at the first image
+        self.pixel_limit = check_pixel_limit(pixel_limit)
+        check_size_pixels(parse_size(target_size), self.pixel_limit)  # validate now, not at the first image
         self.target_size = target_size
         self._slide = parse_slide(slide_window, slide_stride)
         self.max_pixels = _check_max_pixels(max_pixels)
@@ -236,6 +251,8 @@ class Predictor:
             raise ConfigError(f"batch_size: {batch_size!r} must be an int >= 1")
         deploy_resize = self.source.deploy.resize if self.source.deploy is not None else None
         plan = resolve_target_size(target_size, self.target_size, deploy_resize)
+        if not plan.keep_ratio and not plan.size_divisor:
+            check_size_pixels(plan.size, self.pixel_limit)  # sizes that depend on the image: checked per image
         slide = parse_slide(slide_window, slide_stride) or self._slide
         limit = self.max_pixels if isinstance(max_pixels, str) and max_pixels == "default" else _check_max_pixels(max_pixels)
         whole_warning = None
@@ -315,7 +332,20 @@ class Predictor:
         for i, img in enumerate(images):
             h0, w0 = img.shape[:2]
             w, h = plan.output_size(w0, h0)
-            resized = img if (w, h) == (w0, h0) else cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+            if self.pixel_limit is not None and w * h > self.pixel_limit:
+                raise ConfigError(
+                    f"image {i} of the batch ({w0}×{h0}) would be {w}×{h} = {w * h:,} pixels after resizing, above "
+                    f"the limit of {self.pixel_limit:,} pixels per image; choose a smaller target size, or "
+                    f"{PIXEL_LIMIT_HINT}"
+                )
+            try:
+                resized = img if (w, h) == (w0, h0) else cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+            except (cv2.error, MemoryError) as exc:
+                reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+                raise ConfigError(
+                    f"image {i} of the batch ({w0}×{h0}) cannot be resized to {w}×{h} here ({reason}); choose a "
+                    "smaller target size"
+                ) from None
             chw = self.normalize(resized)
             slide = options["slide"]
             if slide is None and options["max_pixels"] and h * w > options["max_pixels"]:
@@ -460,6 +490,7 @@ def create_model(
     slide_window: Any = None,
     slide_stride: Any = None,
     max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
+    pixel_limit: Optional[int] = DEFAULT_PIXEL_LIMIT,
     url_timeout: float = InputLimits.url_timeout,
     url_max_bytes: int = InputLimits.url_max_bytes,
     **config_overrides,
@@ -471,22 +502,38 @@ def create_model(
             out when ``model_dir`` is an exported directory whose
             ``inference.yml`` names it; a different name there is an error.
         model_dir: an exported PaddleX inference directory, or dygraph weights
-            (a ``.pdparams`` file or a directory holding one). Without it and
-            without ``pretrained=``, the network is randomly initialised (a
-            :class:`RandomWeightsWarning` says so). Nothing is ever downloaded.
+            (a ``.pdparams`` file or a directory holding one); nothing is
+            downloaded then. Without it and without ``pretrained=``, the model's
+            **official inference model** is used, as in PaddleX: from PaddleX's
+            cache (``~/.paddlex/official_models/NAME``) when complete, else from
+            segzoo's cache, else downloaded into it once (see
+            :mod:`segzoo.official`; ``SEGZOO_OFFLINE=1`` forbids the download).
+            ``pretrained=False`` builds the network with random weights (a
+            :class:`RandomWeightsWarning` says so); ``pretrained="official"``
+            loads the official ``.pdparams`` into the dygraph network;
+            ``pretrained=<.pdparams path or http(s) URL>`` loads those weights.
         target_size: the default ``target_size`` of :meth:`Predictor.predict`.
         device: ``"cpu"``, ``"gpu"``, ``"gpu:0"``; ``None`` picks a GPU when there is one.
-        engine: ``"dygraph"``, ``"paddle"`` (Paddle Inference),
-            ``"onnxruntime"`` or ``"auto"`` (the fastest measured for this
-            model on this machine, see :mod:`segzoo.inference.auto`);
-            ``None`` picks ``"paddle"`` for exported directories, else
-            ``"dygraph"``. ``paddle`` and ``onnxruntime`` run weights and
-            model names too, through an export cached in segzoo's cache dir.
+        engine: ``"dygraph"`` (the reference), ``"paddle"`` (Paddle
+            Inference), ``"onnxruntime"``, ``"openvino"`` or ``"auto"`` (the
+            fastest measured for this model on this machine, see
+            :mod:`segzoo.inference.auto`). ``None`` (the default) is the
+            fastest engine whose masks agree with dygraph, by a cheap rule
+            (:func:`segzoo.inference.engines.default_engine`): ONNX Runtime on
+            the CPU for every model that exports with a dynamic H×W and
+            converts (converted once per model, cached), Paddle Inference on a
+            GPU, else Paddle Inference / dygraph. Engines other than dygraph
+            run weights and model names through an export cached in segzoo's
+            cache dir.
         engine_options: options of the engine, e.g. ``{"onednn": False,
             "cpu_threads": 4}`` for ``"paddle"``, ``{"cpu_threads": 2}`` for
-            ``"onnxruntime"``.
+            ``"onnxruntime"``, ``{"precision": "bf16"}`` for ``"openvino"``.
         slide_window, slide_stride, max_pixels: defaults of the sliding-window
             options of :meth:`Predictor.predict`.
+        pixel_limit: the largest image (width × height, after resizing to
+            ``target_size``) :meth:`Predictor.predict` accepts; larger ones
+            are refused before any buffer is allocated. Default: Pillow's
+            decompression-bomb limit (about 179 million pixels); ``None``: no limit.
         url_timeout, url_max_bytes: limits of URL downloads.
         **config_overrides: fields of the model's config (``num_classes=4``,
             ``pretrained="model.pdparams"``, ``mean=...``).
@@ -499,11 +546,16 @@ def create_model(
     registry = get_registry()
     source = resolve_model_dir(model_dir) if model_dir is not None else None
     deploy = source.deploy if source is not None else None
+    if model_name is None and source is not None and source.kind == "weights":
+        from .runconfig import read_saved_run  # weights of `segzoo train` name their model beside them
+
+        model_name = getattr(read_saved_run(source.weights), "model_name", None)
     if model_name is None:
         if deploy is None or not deploy.model_name:
             raise ConfigError(
                 "model_name is missing; give it (see `segzoo list-models`), or a model_dir whose "
-                "inference.yml names the model under Global.model_name"
+                "inference.yml names the model under Global.model_name (or weights of `segzoo train`, "
+                "whose folder's config.yaml names it)"
             )
         model_name = deploy.model_name
     registry.card(model_name)  # an unknown name fails here, with the closest names
@@ -516,18 +568,42 @@ def create_model(
     limits = InputLimits(url_timeout=float(url_timeout), url_max_bytes=int(url_max_bytes))
     parse_size(target_size)
     opts = dict(target_size=target_size, slide_window=slide_window, slide_stride=slide_stride, max_pixels=max_pixels, limits=limits)
+    opts["pixel_limit"] = check_pixel_limit(pixel_limit)
+    check_size_pixels(parse_size(target_size), opts["pixel_limit"])  # before a model is built
 
     pretrained = config_overrides.pop("pretrained", None)
-    if source is None:
-        source = ModelSource("weights", weights=Path(pretrained).expanduser()) if pretrained else ModelSource("random")
-        if pretrained is not None:
-            registry.config(model_name, pretrained=pretrained)  # the config's check names a missing file
+    if source is None and pretrained is False:
+        source = ModelSource("random")
+    elif source is None and (pretrained is None or pretrained is True):
+        # no weights given: PaddleX's official inference model (PaddleX's cache, segzoo's, or downloaded once)
+        from ..official import official_inference_dir
+
+        source = resolve_model_dir(official_inference_dir(model_name))
+        deploy = source.deploy
+        official_classes = deploy.num_classes or registry.card(model_name).num_classes
+        asked = config_overrides.get("num_classes")
+        if asked is not None and asked != official_classes:
+            raise ConfigError(
+                f"{model_name}'s official model predicts {official_classes} classes; num_classes={asked} needs "
+                "weights of your own (model_dir=... or pretrained=...), or pretrained=False for random weights"
+            )
+    elif source is None:
+        if isinstance(pretrained, str) and (pretrained == "official" or pretrained.lower().startswith(("http://", "https://"))):
+            from ..official import resolve_weights
+
+            pretrained = resolve_weights(pretrained, model_name)  # the official .pdparams, or a URL's, cached
+        source = ModelSource("weights", weights=Path(pretrained).expanduser())
+        registry.config(model_name, pretrained=pretrained)  # the config's check names a missing file
     elif pretrained is not None:
         raise ConfigError(
             f"give the weights once: model_dir={str(model_dir)!r} and pretrained={str(pretrained)!r} were both given"
         )
-    spec = engine_spec(engine or default_engine(source.kind), source.kind)
+    spec = engine_spec(engine or default_engine(source.kind, model_name, device), source.kind)
     options = check_options(spec, engine_options or {})
+    if engine is None and source.kind != "inference" and "output_op" in spec.options:
+        # the default engine on weights exports scores, not an argmax: predict_scores, sliding windows and
+        # bilinear resizing of scores then work exactly as on dygraph, the reference
+        options.setdefault("output_op", "none")
 
     if source.kind == "inference":
         base = {"mean": deploy.mean, "std": deploy.std}
@@ -546,10 +622,10 @@ def create_model(
     else:
         warnings.warn(
             RandomWeightsWarning(
-                f"{model_name} has random weights: no model_dir and no pretrained= were given, so its "
-                "predictions mean nothing. Give weights with create_model(name, model_dir=<exported "
-                "inference dir, or a .pdparams file / a directory holding one>) or pretrained=<.pdparams>; "
-                "segzoo never downloads weights."
+                f"{model_name} has random weights (pretrained=False), so its predictions mean nothing. "
+                "create_model(name) alone loads PaddleX's official model; give weights of your own with "
+                "model_dir=<exported inference dir, or a .pdparams file / a directory holding one> or "
+                "pretrained=<.pdparams>."
             ),
             stacklevel=3,
         )
@@ -557,50 +633,3 @@ def create_model(
     layer.eval()
     eng = spec.factory(model_name, config, source, device, {**options, "layer": layer})
     return Predictor(model_name, config, eng, source, layer=layer, **opts)
-
-
-def _build_with_weights(model_name: str, config, weights: Path, num_classes_given: bool):
-    """Build ``model_name`` and load ``weights``; the class count comes from the file unless given."""
-    from ..registry import get_registry
-    from ..weights import load_weights, read_state_dict
-
-    registry = get_registry()
-    layer = registry.build_model(model_name, config)
-    state = read_state_dict(weights)
-    if "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    own = {k: tuple(v.shape) for k, v in layer.state_dict().items()}
-    shapes = {k: tuple(getattr(v, "shape", None) or np.shape(v)) for k, v in state.items() if k in own}
-    mismatched = [(k, own[k], shapes[k]) for k in own if k in shapes and shapes[k] != own[k]]
-    guess = _guess_num_classes(mismatched, config.num_classes)
-    if mismatched and guess and not num_classes_given:
-        log.info("%s: %s holds %d classes; building the model with num_classes=%d", model_name, weights, guess, guess)
-        config = registry.config(model_name, {**config.model_dump(), "num_classes": guess})
-        layer = registry.build_model(model_name, config)
-    del state
-    report = load_weights(layer, weights)
-    if report.mismatched or report.missing:
-        hint = ""
-        if guess and guess != config.num_classes:
-            hint = f" The file looks like a {guess}-class model: pass num_classes={guess}."
-        raise WeightsError(
-            f"{weights} does not fit {model_name} with num_classes={config.num_classes}: "
-            f"{report.summary()}.{hint} Predicting with partly random weights would give meaningless masks."
-        )
-    return layer, config
-
-
-def _guess_num_classes(mismatched, num_classes: int) -> Optional[int]:
-    """The class count the file's head has, when every mismatch is the class dimension."""
-    guesses = set()
-    for _name, model_shape, file_shape in mismatched:
-        if (
-            len(model_shape) == len(file_shape)
-            and model_shape
-            and model_shape[0] == num_classes
-            and model_shape[1:] == file_shape[1:]
-        ):
-            guesses.add(file_shape[0])
-        else:
-            return None
-    return guesses.pop() if len(guesses) == 1 else None

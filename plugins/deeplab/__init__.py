@@ -68,6 +68,7 @@ def _plugin(name, depth, plus, miou, gpu, cpu, size):
         input_size=(1024, 512),
         size_divisor=8,
         export=ExportSupport(),
+        official={"name": name},
         config_class=config_class,
     )
     return PaddleSegPlugin(card, build=_builder(depth, plus))

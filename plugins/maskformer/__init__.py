@@ -229,6 +229,7 @@ def _plugin(variant: str) -> MaskFormerPlugin:
             onnx=False,
             note=EXPORT_NOTE,
         ),
+        official={"name": name, "backbone": "model"},  # PaddleX trains MaskFormer from the whole model
         config_class=MaskFormerConfig.with_defaults(
             f"MaskFormer{variant.capitalize()}Config", doc=f"Config of {name}."
         ),

@@ -55,6 +55,7 @@ def _plugin(name, width, miou, gpu, cpu, size):
         input_size=(1024, 512),
         size_divisor=32,
         export=ExportSupport(),
+        official={"name": name},
         config_class=OCRNetConfig.with_defaults(f"OCRNetHRNetW{width}Config", doc=f"Config of {name}."),
     )
     return PaddleSegPlugin(card, build=_builder(width))

@@ -1,8 +1,10 @@
 """PP-LiteSeg on STDC (paddleseg 2.8.0's classes, PaddleX's recipes): PP-LiteSeg-T and -B.
 
 In train mode PP-LiteSeg returns three logits (the head and two auxiliary
-heads), each weighted 1 in the loss. Its context module uses adaptive
-pooling, so ONNX conversion needs a fixed H×W (the batch may stay dynamic).
+heads), each weighted 1 in the loss. Its context module's adaptive pooling
+is replaced by a shape-free equivalent (:mod:`.pooling`, same values, no
+parameters), so the network exports and converts to ONNX once with a dynamic
+H×W and runs any image size on every engine.
 """
 
 from __future__ import annotations
@@ -31,20 +33,24 @@ def _builder(stdc: int):
         from paddleseg.models import PPLiteSeg
         from paddleseg.models.backbones import STDC1, STDC2
 
-        return PPLiteSeg(
+        from .pooling import make_pooling_shape_free
+
+        model = PPLiteSeg(
             num_classes=config.num_classes,
             backbone=(STDC1 if stdc == 1 else STDC2)(),
             arm_out_chs=list(config.arm_out_chs),
             seg_head_inter_chs=list(config.seg_head_inter_chs),
             cm_bin_sizes=list(config.cm_bin_sizes),
         )
+        make_pooling_shape_free(model)
+        return model
 
     return build
 
 
 _EXPORT = ExportSupport(
-    onnx_static_hw=True,
-    note="ONNX: the adaptive pooling of the context module converts only with a fixed H×W",
+    note="the context module's adaptive pooling is computed shape-free, so exports and ONNX keep a dynamic H×W "
+    "(a PaddleX export of PP-LiteSeg has fixed pooling kernels: it converts to ONNX only at a fixed H×W)",
 )
 
 PPLITESEG_T = PaddleSegPlugin(
@@ -60,6 +66,7 @@ PPLITESEG_T = PaddleSegPlugin(
         input_size=(1024, 512),
         size_divisor=32,
         export=_EXPORT,
+        official={"name": "PP-LiteSeg-T"},
         config_class=PPLiteSegConfig.with_defaults(
             "PPLiteSegTConfig", doc="Config of PP-LiteSeg-T.", arm_out_chs=(32, 64, 128), seg_head_inter_chs=(32, 64, 64)
         ),
@@ -80,6 +87,7 @@ PPLITESEG_B = PaddleSegPlugin(
         input_size=(1024, 512),
         size_divisor=32,
         export=_EXPORT,
+        official={"name": "PP-LiteSeg-B"},
         config_class=PPLiteSegConfig.with_defaults("PPLiteSegBConfig", doc="Config of PP-LiteSeg-B."),
     ),
     build=_builder(2),

@@ -66,6 +66,7 @@ def _plugin(variant: str) -> ModelPlugin:
         input_size=(512, 512),
         size_divisor=32,
         export=ExportSupport(),
+        official={"name": name},
         config_class=SeaFormerConfig.with_defaults(f"SeaFormer{variant.capitalize()}Config", doc=f"Config of {name}."),
     )
     return ModelPlugin(card, build=_builder(variant))

@@ -70,6 +70,7 @@ def _plugin(variant: str) -> PaddleSegPlugin:
         input_size=(1024, 512),
         size_divisor=32,
         export=ExportSupport(),
+        official={"name": name},
         config_class=SegFormerConfig.with_defaults(
             f"SegFormer{variant}Config", doc=f"Config of {name}.", embedding_dim=dim
         ),

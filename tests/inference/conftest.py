@@ -174,7 +174,7 @@ def point(point_model):
     """A fresh predictor of the point model (its layer's ``seen`` list starts empty)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return segzoo.create_model(point_model, device="cpu")
+        return segzoo.create_model(point_model, device="cpu", pretrained=False, engine="dygraph")  # its layer records what it sees
 
 
 # -- SeaFormer_tiny with seeded weights --------------------------------------------------------------

@@ -103,16 +103,17 @@ def test_predict_command(tiny, make_image, save_image, pdf_maker, tmp_path, caps
     assert np.array(a).shape == (61, 83)
 
 
-def test_predict_command_errors_are_one_line(tiny, tmp_path, capsys):
+def test_predict_command_errors_are_one_line(tiny, tmp_path, capsys, make_image, save_image):
+    x = str(save_image(tmp_path / "x.png", make_image(0, (16, 16))))  # inputs are checked before the model
     cases = [
         (["predict", "--model", tiny.name, "--model-dir", str(tiny.weights), "--input", str(tmp_path / "none.png")],
          "none.png does not exist"),
         (["predict", "--model", tiny.name, "--model-dir", str(tiny.weights)], "give the images to predict with --input"),
-        (["predict", "--model", "PP-LiteSeg-T", "--model-dir", str(tiny.export_dir), "--input", "x.png"],
+        (["predict", "--model", "PP-LiteSeg-T", "--model-dir", str(tiny.export_dir), "--input", x],
          "Global.model_name is 'SeaFormer_tiny'"),
-        (["predict", "--model", tiny.name, "--model-dir", str(tiny.weights), "--input", "x.png", "--target-size", "0"],
-         "target_size"),
-        (["predict", "--model", "SegFormer-B9", "--input", "x.png"], "Did you mean"),
+        (["predict", "--model", tiny.name, "--model-dir", str(tiny.weights), "--input", x, "--target-size", "0"],
+         "--target-size: 0 is not a valid size"),
+        (["predict", "--model", "SegFormer-B9", "--input", x], "Did you mean"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
@@ -156,7 +157,7 @@ def test_cli_help_does_not_import_paddle():
 
 def test_predict_command_with_random_weights_warns_in_one_line(make_image, save_image, tmp_path, capsys):
     img = save_image(tmp_path / "x.png", make_image(66))
-    assert main(["predict", "--model", "SeaFormer_tiny", "--num-classes", "3", "--input", str(img),
+    assert main(["predict", "--model", "SeaFormer_tiny", "--no-pretrained", "--num-classes", "3", "--input", str(img),
                  "--output", str(tmp_path / "o"), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert "segzoo predict: warning: SeaFormer_tiny has random weights" in err and "Traceback" not in err

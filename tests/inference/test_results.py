@@ -108,7 +108,7 @@ def test_more_than_256_classes_give_int32(point_model, make_image):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = create_model(point_model, num_classes=300, hidden=4)
+        model = create_model(point_model, num_classes=300, hidden=4, pretrained=False)
     res = next(model.predict(make_image(10)))
     assert res.pred.dtype == np.int32
     assert res.img["res"].shape == (61, 83, 3)
