@@ -61,6 +61,7 @@ __all__ = [
     "apply_overrides",
     "model_config_for",
     "model_fields_for_weights",
+    "explicit_model_fields",
     "resolve_num_classes",
     "default_config",
     "resolve_config",
@@ -77,8 +78,14 @@ TRAIN_TO_MODEL = {
     "learning_rate": "learning_rate",
     "warmup_steps": "warmup_iters",
     "crop_size": "crop_size",
-    "pretrain_weight_path": "pretrained",
 }
+
+#: model-config fields that a config sets in the ``Train`` section, never in ``Model`` (field -> Train key);
+#: ``Train.pretrain_weight_path`` is read by the trainer (:mod:`segzoo.training.init_weights`), not the model config
+TRAIN_OWNED = {**{v: k for k, v in TRAIN_TO_MODEL.items()}, "pretrained": "pretrain_weight_path"}
+
+#: ``Train.pretrain_weight_path`` values that name PaddleX's published weights of ``Global.model``
+PRETRAINED_KEYWORDS = ("official_backbone", "official")
 
 _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)$")
 
@@ -182,7 +189,12 @@ class TrainConfig(_Section):
     epochs_iters: int = Field(1000, gt=0, description="training iterations")
     batch_size: int = Field(2, gt=0, description="images per iteration per device")
     learning_rate: Optional[float] = Field(None, gt=0, description="base learning rate; null: the model's")
-    pretrain_weight_path: Optional[str] = Field(None, description="a local .pdparams to start from (loaded by name)")
+    pretrain_weight_path: Optional[str] = Field(
+        "official_backbone",
+        description="weights to start from: official_backbone (the model's official ImageNet backbone weights, "
+        "PaddleX's default), official (the whole trained model), an http(s) URL or a .pdparams path; "
+        "null: from scratch",
+    )
     warmup_steps: Optional[int] = Field(None, ge=0, description="linear warm-up iterations; null: the model's")
     resume_path: Optional[str] = Field(None, description="an iter_N checkpoint folder to continue from")
     log_interval: int = Field(10, gt=0, description="iterations between log lines in train.log")
@@ -198,6 +210,12 @@ class TrainConfig(_Section):
     crop_size: Optional[tuple[int, int]] = Field(None, description="training crop (W, H); null: the model's")
     augment: AugmentConfig = AugmentConfig()
     export: bool = Field(True, description="export the best model to best_model/inference at the end")
+    ema: bool = Field(
+        True,
+        description="keep an exponential moving average of the weights: model.pdema beside model.pdparams in "
+        "iter_N/ and best_model/ (train_result.json's pdema), evaluated at every evaluation; false: none",
+    )
+    ema_decay: float = Field(0.999, gt=0, lt=1, description="EMA decay (ramped as min(decay, 1 - 1/(iter+1)))")
 
     @field_validator("crop_size")
     @classmethod
@@ -206,13 +224,19 @@ class TrainConfig(_Section):
             raise ValueError("crop sides must be > 0")
         return v
 
-    @field_validator("pretrain_weight_path", "resume_path")
+    @field_validator("pretrain_weight_path")
+    @classmethod
+    def _weights_spec(cls, v):
+        m = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", str(v)) if v is not None else None
+        if m and m.group(1).lower() not in ("http", "https"):
+            raise ValueError(f"{v}: only http(s) URLs are fetched; give an http(s) URL or a local path")
+        return v
+
+    @field_validator("resume_path")
     @classmethod
     def _local(cls, v):
         if v is not None and re.match(r"^[a-z]+://", str(v)):
-            raise ValueError(
-                f"{v} is a URL; segzoo downloads no weights. Download the file yourself and give its local path"
-            )
+            raise ValueError(f"{v} is a URL; resume from a local iter_N folder")
         return v
 
 
@@ -407,15 +431,15 @@ def resolve_num_classes(cfg: SegzooConfig) -> int:
 def model_config_for(cfg: SegzooConfig, **extra):
     """The model's validated config: its defaults, the ``Model`` section, then the ``Train`` keys.
 
-    ``Train.num_classes``, ``learning_rate``, ``warmup_steps``, ``crop_size``
-    and ``pretrain_weight_path`` set the model fields ``num_classes``,
-    ``learning_rate``, ``warmup_iters``, ``crop_size`` and ``pretrained``;
-    the ``Model`` section may not set those (one place for each value).
+    ``Train.num_classes``, ``learning_rate``, ``warmup_steps`` and ``crop_size``
+    set the model fields ``num_classes``, ``learning_rate``, ``warmup_iters``
+    and ``crop_size``; the ``Model`` section may not set those, nor
+    ``pretrained`` (the trainer loads ``Train.pretrain_weight_path`` itself).
     """
     from .registry import format_validation_error, get_registry
 
     card = get_registry().card(cfg.Global.model)
-    owned = {v: k for k, v in TRAIN_TO_MODEL.items()}
+    owned = TRAIN_OWNED
     values: dict[str, Any] = {}
     for key, value in cfg.Model.items():
         if key in owned:
@@ -453,9 +477,9 @@ def default_config(model_name: str, **global_values) -> SegzooConfig:
         "learning_rate": model_values.pop("learning_rate"),
         "warmup_steps": model_values.pop("warmup_iters"),
         "crop_size": model_values.pop("crop_size"),
-        "pretrain_weight_path": model_values.pop("pretrained"),
     }
     model_values.pop("num_classes")
+    model_values.pop("pretrained")
     glob = {"model": model_name, **global_values}
     return SegzooConfig.model_validate({"Global": glob, "Train": train, "Model": model_values})
 
@@ -499,7 +523,9 @@ def render_config(cfg: SegzooConfig) -> str:
         f"# segzoo config for {cfg.Global.model}: PaddleX's sections and keys; the Model section holds",
         "# the model's own fields. Run: segzoo -c THIS.yaml -o Global.mode=train -o Global.dataset_dir=DIR",
         f"# {card.name}: {card.description or card.architecture} ({card.dataset}, {card.num_classes} classes"
-        f"{published}; inference input {card.input_size[0]}x{card.input_size[1]})",
+        f"{published}; typical input {card.describe_input_size()})",
+        "# Prediction runs at each image's own size (padded to the model's stride) unless Predict.target_size",
+        "# (or an exported model's inference.yml) resizes it; the typical input sizes sliding windows and probes.",
     ]
     for section in ("Global", "CheckDataset", "Train", "Evaluate", "Export", "Predict"):
         sub = getattr(cfg, section)
@@ -526,6 +552,7 @@ def resolve_config(cfg: SegzooConfig) -> SegzooConfig:
     train = cfg.Train.model_dump()
     for train_key, model_key in TRAIN_TO_MODEL.items():
         train[train_key] = values.pop(model_key)
+    values.pop("pretrained", None)
     model = {k: v for k, v in values.items()}
     return SegzooConfig.model_validate({**cfg.model_dump(), "Train": train, "Model": model})
 
@@ -546,18 +573,26 @@ def dump_config(cfg: SegzooConfig, path: Union[str, os.PathLike]) -> Path:
 def model_fields_for_weights(cfg: SegzooConfig) -> dict:
     """The model fields to build a network for existing weights (evaluate, export).
 
-    Like :func:`model_config_for`, without ``pretrained``, and without
-    ``num_classes`` unless ``Train.num_classes`` or ``class_name.txt`` gives
-    it (then it is read from the weights).
+    Like :func:`model_config_for`, without ``pretrained``. They are defaults:
+    the run's config saved beside the weights and the weights' own class count
+    win over them, except the fields that :func:`explicit_model_fields` names
+    (see :mod:`segzoo.inference.runconfig`).
     """
     values = model_config_for(cfg).model_dump()
     values.pop("pretrained", None)
-    known = cfg.Train.num_classes is not None or (
-        cfg.Global.dataset_dir is not None and (Path(cfg.Global.dataset_dir) / "class_name.txt").is_file()
-    )
-    if not known:
-        values.pop("num_classes", None)
     return values
+
+
+def explicit_model_fields(keys: Iterable[str]) -> set[str]:
+    """Model-config fields that ``-o`` keys set: ``Train.num_classes`` → ``num_classes``, ``Model.width`` → ``width``."""
+    found = set()
+    for key in keys:
+        parts = str(key).split(".")
+        if len(parts) >= 2 and parts[0] == "Train" and parts[1] in TRAIN_TO_MODEL:
+            found.add(TRAIN_TO_MODEL[parts[1]])
+        elif len(parts) >= 2 and parts[0] == "Model":
+            found.add(parts[1])
+    return found
 
 
 def _weights_or_best(value: Optional[str], cfg: SegzooConfig, what: str) -> Path:
@@ -572,10 +607,30 @@ def _weights_or_best(value: Optional[str], cfg: SegzooConfig, what: str) -> Path
     return path
 
 
-def run_config(cfg: SegzooConfig, mode: Optional[str] = None, progress: bool = True) -> Any:
-    """Run ``Global.mode`` (or ``mode``) of a validated config; returns what that mode returns."""
+def _run_dataset_dir(weights: Path) -> str:
+    """The dataset the weights were trained on (their run's config.yaml), for an evaluation that names none."""
+    import sys
+
+    from .inference.runconfig import read_saved_run
+
+    saved = read_saved_run(weights)
+    if saved is None or not saved.dataset_dir:
+        raise ConfigError("Global.dataset_dir: required for mode evaluate; set -o Global.dataset_dir=DIR")
+    print(f"evaluating on {saved.dataset_dir}, the dataset the weights were trained on ({saved.source})", file=sys.stderr)
+    return saved.dataset_dir
+
+
+def run_config(cfg: SegzooConfig, mode: Optional[str] = None, progress: bool = True, explicit: Iterable[str] = ()) -> Any:
+    """Run ``Global.mode`` (or ``mode``) of a validated config; returns what that mode returns.
+
+    ``explicit``: the ``Section.key`` names the caller set on purpose (the ``-o``
+    keys). Evaluate and export build the network the weights were trained as
+    (their run's ``config.yaml`` beside them): the model fields among
+    ``explicit`` win over it, the config file's other values yield to it
+    (see :mod:`segzoo.inference.runconfig`).
+    """
     mode = mode or cfg.Global.mode
-    if mode != "predict" and mode != "export" and not cfg.Global.dataset_dir:
+    if mode not in ("predict", "export", "evaluate") and not cfg.Global.dataset_dir:
         raise ConfigError(f"Global.dataset_dir: required for mode {mode}; set -o Global.dataset_dir=DIR")
     if mode == "check_dataset":
         from .datasets.check import check_dataset_from_config
@@ -597,9 +652,10 @@ def run_config(cfg: SegzooConfig, mode: Optional[str] = None, progress: bool = T
         weights = _weights_or_best(cfg.Evaluate.weight_path, cfg, "Evaluate")
         return evaluate(
             cfg.Global.model,
-            cfg.Global.dataset_dir,
+            cfg.Global.dataset_dir or _run_dataset_dir(weights),
             weights,
             config=model_fields_for_weights(cfg),
+            explicit=explicit_model_fields(explicit),
             output_dir=cfg.output_dir,
             device=cfg.Global.device,
             progress=progress,
@@ -609,7 +665,10 @@ def run_config(cfg: SegzooConfig, mode: Optional[str] = None, progress: bool = T
 
         weights = _weights_or_best(cfg.Export.weight_path, cfg, "Export")
         out = cfg.output_dir / "inference"
-        return export_model(cfg.Global.model, out, config=model_fields_for_weights(cfg), weights=weights)
+        return export_model(
+            cfg.Global.model, out, config=model_fields_for_weights(cfg), weights=weights,
+            explicit=explicit_model_fields(explicit),
+        )
     if mode == "predict":
         from .inference import run_predict
 

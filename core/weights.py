@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,32 @@ class LoadReport:
 
     path: str
     loaded: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)  # in the model, not in the file
+    missing: list[str] = field(default_factory=list)  # in the model (under prefix), not in the file
     unexpected: list[str] = field(default_factory=list)  # in the file, not in the model
     mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # name, model, file shape
+    #: where the file's names were found in the model: "" (the whole model), or a prefix such as
+    #: "backbone." when the file holds a backbone's own state dict (an ImageNet backbone file)
+    prefix: str = ""
+    outside: int = 0  # tensors of the model outside ``prefix`` (left as built when a backbone file loads)
 
     @property
     def complete(self) -> bool:
         return not (self.missing or self.unexpected or self.mismatched)
+
+    def classifier(self, num_classes: int) -> list[tuple[str, tuple, tuple]]:
+        """The mismatched tensors that differ only in the class dimension (another ``num_classes``).
+
+        A tensor counts when its shape differs from the file's in exactly one axis and the model's
+        size on that axis is ``num_classes`` (or ``num_classes + 1``: a "no object" class).
+        """
+        found = []
+        for name, mine, theirs in self.mismatched:
+            if len(mine) != len(theirs):
+                continue
+            axes = [i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b]
+            if len(axes) == 1 and mine[axes[0]] in (num_classes, num_classes + 1):
+                found.append((name, mine, theirs))
+        return found
 
     def summary(self, limit: int = 5) -> str:
         def few(items):
@@ -34,7 +54,10 @@ class LoadReport:
             more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
             return ", ".join(items[:limit]) + more
 
-        parts = [f"loaded {len(self.loaded)} tensors from {self.path}"]
+        where = f" into {self.prefix.rstrip('.')} (the file holds its own names)" if self.prefix else ""
+        parts = [f"loaded {len(self.loaded)} tensors from {self.path}{where}"]
+        if self.prefix and self.outside:
+            parts.append(f"{self.outside} tensors outside {self.prefix.rstrip('.')} keep their initialisation")
         if self.missing:
             parts.append(f"{len(self.missing)} missing in the file (kept as initialised): {few(self.missing)}")
         if self.unexpected:
@@ -68,12 +91,33 @@ def read_state_dict(path: os.PathLike | str) -> dict:
     return state
 
 
-def load_weights(model: Any, path: os.PathLike | str, strict: bool = False) -> LoadReport:
+def _choose_prefix(own: dict, state: dict, backbone_prefix: str | None) -> str:
+    """``""`` when the file's names are the model's, ``backbone_prefix`` when more of them are the backbone's."""
+    if not backbone_prefix:
+        return ""
+    whole = sum(1 for k in state if k in own)
+    inside = sum(1 for k in state if backbone_prefix + k in own)
+    return backbone_prefix if inside > whole else ""
+
+
+def load_weights(
+    model: Any,
+    path: os.PathLike | str,
+    strict: bool = False,
+    backbone_prefix: str | None = None,
+    quiet: bool = False,
+) -> LoadReport:
     """Load the entries of ``path`` whose names and shapes fit ``model``.
 
     Entries that do not fit (another ``num_classes`` in the head, say) are
     reported, not loaded. Raises :class:`WeightsError` when nothing fits (the
     file belongs to another model) or, with ``strict``, when anything does not.
+
+    With ``backbone_prefix`` (e.g. ``"backbone."``), a file whose names are the
+    backbone's own (PaddleSeg's ImageNet backbone files, loaded by PaddleSeg into
+    ``model.backbone``) loads under that prefix; the report's ``prefix`` says
+    which way it was read, and the rest of the model keeps its initialisation.
+    The report is logged unless ``quiet``.
     """
     import numpy as np
     import paddle
@@ -83,13 +127,18 @@ def load_weights(model: Any, path: os.PathLike | str, strict: bool = False) -> L
     if "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     own = model.state_dict()
-    report = LoadReport(str(path))
+    prefix = _choose_prefix(own, state, backbone_prefix)
+    report = LoadReport(str(path), prefix=prefix)
     to_load = {}
     for name, tensor in own.items():
-        if name not in state:
+        if not name.startswith(prefix):
+            report.outside += 1
+            continue
+        key = name[len(prefix):]
+        if key not in state:
             report.missing.append(name)
             continue
-        value = state[name]
+        value = state[key]
         shape = tuple(np.shape(value))
         if shape != tuple(tensor.shape):
             report.mismatched.append((name, tuple(tensor.shape), shape))
@@ -101,7 +150,7 @@ def load_weights(model: Any, path: os.PathLike | str, strict: bool = False) -> L
             value = value.astype(tensor.dtype)
         to_load[name] = value
         report.loaded.append(name)
-    report.unexpected = [k for k in state if k not in own]
+    report.unexpected = [k for k in state if prefix + k not in own]
     if not to_load:
         raise WeightsError(
             f"none of the {len(state)} tensors in {path} fits this model ({len(own)} tensors; "
@@ -110,8 +159,13 @@ def load_weights(model: Any, path: os.PathLike | str, strict: bool = False) -> L
         )
     if strict and not report.complete:
         raise WeightsError("weights do not fit exactly: " + report.summary())
-    model.set_state_dict(to_load)
-    (log.info if report.complete else log.warning)(report.summary())
+    with warnings.catch_warnings():
+        # Paddle warns "Skip loading for X. X is not found in the provided dict." for every tensor left out on
+        # purpose (another shape, outside the backbone): the report says what was kept and why
+        warnings.filterwarnings("ignore", message=r"Skip loading for .* is not found in the provided dict")
+        model.set_state_dict(to_load)
+    if not quiet:
+        (log.info if report.complete else log.warning)(report.summary())
     return report
 
 

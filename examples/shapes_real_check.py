@@ -86,6 +86,7 @@ def main(argv=None) -> int:
         f"Train.crop_size=[{args.size},{args.size}]", f"Train.learning_rate={args.lr}",
         f"Train.warmup_steps={min(100, args.iters // 10)}", f"Train.eval_interval={max(args.iters // 8, 1)}",
         "Train.log_interval=50", "Train.keep_checkpoints=2", f"Train.seed={args.seed}",
+        "Train.pretrain_weight_path=null",  # from scratch (the default fetches the official backbone weights)
         f"Train.augment.min_scale={args.scale[0]}", f"Train.augment.max_scale={args.scale[1]}",
         "Model.optimizer=adamw", "Model.weight_decay=0.01", *args.overrides,
     ]

@@ -86,6 +86,7 @@ def main(argv=None) -> int:
             "log_interval": 50,
             "keep_checkpoints": 1,
             "seed": TRAIN_SEED,
+            "pretrain_weight_path": None,  # from scratch: the demo must build without the network
             "export": False,
             "augment": {"min_scale": 0.75, "max_scale": 1.5},
         },

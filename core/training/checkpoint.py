@@ -6,6 +6,9 @@ Layout of the output folder::
       iter_20/model.pdparams     network weights
       iter_20/model.pdopt        optimizer state (moments, step counts) and the LR schedule
       iter_20/model.pdstates     iteration, epoch, metrics, RNG states, AMP scaler, history
+      iter_20/model.pdema        the EMA of the weights (with Train.ema; a state dict like model.pdparams)
+      iter_20/config.yaml        a copy of the run's output/config.yaml: the weights bring their config
+                                 (class count, model fields) to evaluate, export and predict
       best_model/model.*         the same three files for the best mIoU so far
       best_model/inference/      the exported best model (at the end of training)
       train_result.json          model name, done flag, best score, paths of best and last checkpoints
@@ -53,7 +56,9 @@ __all__ = [
     "WEIGHTS",
     "OPTIMIZER",
     "STATES",
+    "EMA",
     "save_checkpoint",
+    "read_ema",
     "load_checkpoint",
     "read_states",
     "list_checkpoints",
@@ -66,6 +71,7 @@ __all__ = [
 WEIGHTS = "model.pdparams"
 OPTIMIZER = "model.pdopt"
 STATES = "model.pdstates"
+EMA = "model.pdema"
 _ITER = re.compile(r"^iter_(\d+)$")
 PAUSE_ENV = "SEGZOO_TEST_TRAIN_PAUSE"
 
@@ -89,8 +95,9 @@ def save_checkpoint(
     model_state: dict,
     optimizer_state: Optional[dict],
     states: dict,
+    ema_state: Optional[dict] = None,
 ) -> Path:
-    """Write ``model.pdparams``, ``model.pdopt`` and ``model.pdstates`` into ``directory``, all or nothing."""
+    """Write ``model.pdparams``, ``.pdopt``, ``.pdstates`` (and ``.pdema``) into ``directory``, all or nothing."""
     final = Path(directory)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
@@ -99,6 +106,9 @@ def save_checkpoint(
         if optimizer_state is not None:
             _save(optimizer_state, tmp / OPTIMIZER)
         _save(states, tmp / STATES)
+        _copy_run_config(final.parent, tmp)
+        if ema_state is not None:
+            _save(ema_state, tmp / EMA)
         fsync_dir(tmp)
         pause("checkpoint_files")
         replace_dir(tmp, final, on_swap=lambda: pause("checkpoint_swap"))
@@ -106,6 +116,16 @@ def save_checkpoint(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _copy_run_config(output: Path, folder: Path) -> None:
+    """Copy the run's ``config.yaml`` (written by the trainer into ``output``) into a checkpoint folder."""
+    from ..inference.runconfig import RUN_CONFIG
+
+    source = output / RUN_CONFIG
+    if source.is_file():
+        with atomic_path(folder / RUN_CONFIG) as tmp:
+            shutil.copyfile(source, tmp)
 
 
 def read_states(directory: PathLike) -> dict:
@@ -117,6 +137,21 @@ def read_states(directory: PathLike) -> dict:
         return paddle.load(str(path))
     except Exception as exc:
         raise WeightsError(f"{path}: cannot read the checkpoint state ({type(exc).__name__}: {exc})") from None
+
+
+def read_ema(directory: PathLike) -> Optional[dict]:
+    """The ``model.pdema`` state dict of a checkpoint folder, or ``None`` when it was trained without EMA."""
+    import paddle
+
+    d = Path(directory)
+    if d.is_file():
+        d = d.parent
+    if not (d / EMA).is_file():
+        return None
+    try:
+        return paddle.load(str(d / EMA))
+    except Exception as exc:
+        raise WeightsError(f"{d / EMA}: cannot read the EMA weights ({type(exc).__name__}: {exc})") from None
 
 
 def load_checkpoint(directory: PathLike) -> tuple[dict, Optional[dict], dict]:

@@ -6,6 +6,7 @@ Nothing heavy is imported at module level (``segzoo --help`` stays fast).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -31,6 +32,24 @@ def _overrides(args) -> list[str]:
         if value is not None:
             items.append(f"{key}={value}")
     return items + list(args.overrides or [])
+
+
+def _explicit(overrides) -> set[str]:
+    """The ``Section.key`` of each ``-o`` item: the values the user set on purpose."""
+    from ..config import parse_override
+
+    return {".".join(parse_override(item)[0]) for item in overrides or ()}
+
+
+@contextlib.contextmanager
+def keys_for_config():
+    """Errors about weights name the key as ``-o Section.key=value`` (not Python's ``num_classes=4``)."""
+    from ..inference.runconfig import WeightsFitError
+
+    try:
+        yield
+    except WeightsFitError as exc:
+        raise exc.respell("config") from None
 
 
 def load_from_args(args, mode=None):
@@ -77,7 +96,8 @@ def run_evaluate(args) -> int:
     if args.weights:
         args.overrides = list(args.overrides or []) + [f"Evaluate.weight_path={args.weights}"]
     cfg = load_from_args(args, "evaluate")
-    result = run_config(cfg, progress=not args.no_progress)
+    with keys_for_config():
+        result = run_config(cfg, progress=not args.no_progress, explicit=_explicit(_overrides(args)))
     print(f"wrote {Path(cfg.Global.output) / 'evaluate_result.json'} (mIoU {result['metrics']['mIoU']})")
     return 0
 
@@ -113,7 +133,8 @@ def run_from_top_level(args) -> int:
     from ..config import load_config, run_config as run_mode
 
     cfg = load_config(args.top_config, list(args.top_overrides or []))
-    result = run_mode(cfg, progress=True)
+    with keys_for_config():
+        result = run_mode(cfg, progress=True, explicit=_explicit(args.top_overrides))
     mode = cfg.Global.mode
     if mode == "train" and isinstance(result, dict) and result:
         print(f"done: best mIoU {result.get('best_score')}; see {cfg.Global.output}/train_result.json")

@@ -17,7 +17,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Collection, Optional, Sequence, Union
 
 
 from ..errors import ConfigError
@@ -33,11 +33,27 @@ MATRIX_PNG = "confusion_matrix.png"
 log = logging.getLogger("segzoo.train")
 
 
-def _label_maps(model_name: str, model_config, layer) -> Callable[[list], list]:
-    """A function from a list of BGR images to their predicted label maps (``H×W``, at each image's size)."""
+def _label_maps(model_name: str, model_config, layer, engine: Optional[str] = None,
+                device: Optional[str] = None) -> Callable[[list], list]:
+    """A function from a list of BGR images to their predicted label maps (``H×W``, at each image's size).
+
+    ``engine`` ``None`` or ``"dygraph"`` runs ``layer`` itself (the trainer's
+    evaluations); another engine runs an export of it (cached, see
+    :func:`segzoo.inference.engines.default_engine`).
+    """
     from ..inference import Predictor
 
-    predictor = Predictor.from_model(model_name, model_config, layer)
+    if engine in (None, "dygraph"):
+        predictor = Predictor.from_model(model_name, model_config, layer)
+    else:
+        from ..inference.engines import engine_spec
+        from ..inference.modeldir import ModelSource
+
+        source = ModelSource("weights")
+        spec = engine_spec(engine, source.kind)
+        options = {"layer": layer, "output_op": "argmax"} if "output_op" in spec.options else {"layer": layer}
+        predictor = Predictor(model_name, model_config, spec.factory(model_name, model_config, source, device, options),
+                              source, layer=layer)
 
     def run(images: list) -> list:
         return predictor.predict_arrays(images, batch_size=len(images), target_size=-1)
@@ -54,15 +70,20 @@ def evaluate_layer(
     progress: bool = False,
     batch_size: int = 1,
     desc: str = "evaluate",
+    engine: Optional[str] = None,
+    device: Optional[str] = None,
 ) -> ConfusionMatrix:
-    """The confusion matrix of ``layer`` (in eval mode) over ``dataset`` (a ``SegDataset``)."""
+    """The confusion matrix of ``layer`` (in eval mode) over ``dataset`` (a ``SegDataset``).
+
+    ``engine``: ``None``/``"dygraph"`` runs the layer itself; another engine name runs an export of it.
+    """
     import paddle
 
     nc = int(num_classes or model_config.num_classes)
     cm = ConfusionMatrix(nc, model_config.ignore_index)
     was_training = layer.training
     layer.eval()
-    predict = _label_maps(model_name, model_config, layer)
+    predict = _label_maps(model_name, model_config, layer, engine, device)
     try:
         from tqdm import tqdm
 
@@ -90,6 +111,26 @@ def evaluate_layer(
     return cm
 
 
+def _build(model_name: str, weights: PathLike, overrides: dict, given: set, device: Optional[str]):
+    """The network of ``weights`` (a ``.pdparams`` file or a folder holding one), in eval mode, and its config."""
+    from ..device import set_device
+    from ..inference.modeldir import resolve_model_dir
+    from ..inference.runconfig import build_with_weights as _build_with_weights
+    from ..registry import get_registry
+
+    source = resolve_model_dir(weights)
+    if source.kind != "weights":
+        raise ConfigError(
+            f"Evaluate.weight_path: {weights} is an exported inference model; evaluate the .pdparams it was "
+            "exported from (e.g. output/best_model/model.pdparams)"
+        )
+    set_device(device)
+    config = get_registry().config(model_name, overrides)
+    layer, config = _build_with_weights(model_name, config, source.weights, given)
+    layer.eval()
+    return layer, config
+
+
 def evaluate(
     model_name: str,
     dataset_dir: PathLike,
@@ -104,6 +145,8 @@ def evaluate(
     class_names: Optional[Sequence[str]] = None,
     progress: bool = True,
     verbose: bool = True,
+    explicit: Optional[Collection[str]] = None,
+    engine: Optional[str] = None,
 ) -> dict:
     """Evaluate a model on a split of a SegDataset; write the results; return them.
 
@@ -113,12 +156,21 @@ def evaluate(
         weights: a ``.pdparams`` file or a checkpoint folder (``iter_N``,
             ``best_model``); must fit the model. Not needed with ``layer``.
         config: the model's config (object or dict of fields); ``num_classes``
-            overrides it. Without a class count, it is read from the weights.
+            overrides it. Fields it leaves out come from the run's config
+            saved beside the weights (``config.yaml`` of a ``segzoo train``
+            checkpoint), the class count else from the weights' shapes.
+        explicit: the fields of ``config`` that win over the weights' saved
+            config (default: all of them); the others yield to it (the CLI
+            passes the ``-o`` keys, so a config file's defaults yield).
         output_dir: where ``evaluate_result.json`` and ``confusion_matrix.png``
             go (nothing is written when ``None``).
         layer: an already built network to evaluate instead of building one.
         class_names: names for the table; default ``class_name.txt``.
         verbose: print the summary and per-class table on stdout.
+        engine: what predicts the weights' masks; default the fast engine
+            ``create_model`` would pick (ONNX Runtime on the CPU for models
+            that convert), ``"dygraph"`` for the reference. A ``layer`` given
+            in memory runs on dygraph unless an engine is named.
 
     Returns: the dict written to ``evaluate_result.json``: ``metrics``
     (``mIoU``, ``Acc``, ``mAcc``, ``Kappa``, ``Dice``, ``class_*`` lists;
@@ -135,22 +187,35 @@ def evaluate(
     else:
         overrides = config.model_dump()
     overrides.pop("pretrained", None)
+    given = set(overrides) if explicit is None else set(explicit)
     if num_classes:
         overrides["num_classes"] = num_classes
+        given.add("num_classes")
+    if output_dir is not None:
+        from ..fileio import check_output_dir
+
+        check_output_dir(output_dir, "output_dir")  # before the model is built, not after the evaluation
     dataset = SegDataset(dataset_dir, split)
     if len(dataset) == 0:
         raise ConfigError(f"{dataset.list_file}: the {split} split is empty; nothing to evaluate")
     if layer is None:
         if weights is None:
             raise ConfigError("Evaluate.weight_path: give the weights to evaluate (a .pdparams file or checkpoint folder)")
-        from ..inference import create_model
-
-        # the class count comes from the weights unless the config gives it
-        predictor = create_model(model_name, model_dir=weights, device=device, engine="dygraph", **overrides)
-        layer, cfg = predictor.layer, predictor.config
+        layer, cfg = _build(model_name, weights, overrides, given, device)
+        names = dataset.class_names
+        if names and len(names) != cfg.num_classes:
+            log.warning(
+                "%s predicts %d classes, but %s lists %d; the table follows the weights", weights,
+                cfg.num_classes, Path(dataset_dir) / "class_name.txt", len(names),
+            )
     else:
         cfg = registry.config(model_name, overrides)
-    cm = evaluate_layer(model_name, cfg, layer, dataset, cfg.num_classes, progress=progress)
+    if engine is None and weights is not None:
+        from ..inference.engines import default_engine
+
+        engine = default_engine("weights", model_name, device)
+    cm = evaluate_layer(model_name, cfg, layer, dataset, cfg.num_classes, progress=progress, engine=engine,
+                        device=device)
     metrics = compute_metrics(cm.matrix)
     names = list(class_names or dataset.class_names or [])
     result = {
@@ -159,6 +224,7 @@ def evaluate(
         "weight_path": str(weights) if weights is not None else None,
         "dataset_dir": str(dataset_dir),
         "split": split,
+        "engine": engine or "dygraph",
         "samples": len(dataset),
         "num_classes": cfg.num_classes,
         "ignore_index": cfg.ignore_index,

@@ -15,6 +15,12 @@ the val split and ``best_model/`` follows the best mIoU; every
 is written and all but the newest ``Train.keep_checkpoints`` are removed. At
 the end the best model is exported to ``best_model/inference/``.
 
+Training starts from ``Train.pretrain_weight_path`` (default: the model's
+official ImageNet backbone weights; see :mod:`segzoo.training.init_weights`).
+With ``Train.ema`` (the default) an exponential moving average of the weights
+is kept, evaluated beside the weights at every evaluation and saved as
+``model.pdema`` in every checkpoint (:mod:`segzoo.training.ema`).
+
 Output folder (``Global.output``): ``train.log``, ``config.yaml`` (the config
 as used, every default written out), ``train_result.json``, ``iter_N/``,
 ``best_model/``, ``training_curves.png``; see
@@ -22,8 +28,8 @@ as used, every default written out), ``train_result.json``, ``iter_N/``,
 never leaves a broken one.
 
 ``Train.resume_path=output/iter_N`` continues that run exactly: weights,
-optimizer moments, the schedule's position, the AMP loss scale, the random
-generators, the best score and the loss/mIoU history come from the
+their EMA, optimizer moments, the schedule's position, the AMP loss scale,
+the random generators, the best score and the loss/mIoU history come from the
 checkpoint, and the sample stream restarts at iteration N (so on the CPU,
 N iterations + resume == one uninterrupted run, bit for bit). With several
 processes, every process resumes rank 0's random state. A run started without
@@ -43,7 +49,6 @@ import hashlib
 import logging
 import math
 import os
-import random
 import sys
 import time
 from pathlib import Path
@@ -54,15 +59,12 @@ import numpy as np
 from ..config import SegzooConfig, dump_config, load_config, model_config_for, resolve_config
 from ..errors import ConfigError, DatasetError, SegzooError
 from . import checkpoint as ckpt
+from .results import CONFIG_FILE, CURVES_PNG, LOG_FILE, RESULT_FILE, train_result
+from .rng import rng_state, seed_all, set_rng_state
 
 __all__ = ["train", "Trainer"]
 
 log = logging.getLogger("segzoo.train")
-
-RESULT_FILE = "train_result.json"
-LOG_FILE = "train.log"
-CONFIG_FILE = "config.yaml"
-CURVES_PNG = "training_curves.png"
 
 
 def _as_config(config, overrides: Sequence[str] = ()) -> SegzooConfig:
@@ -132,6 +134,8 @@ class Trainer:
         self.best_miou: Optional[float] = None
         self.best_iter: Optional[int] = None
         self.last_metrics: Optional[dict] = None
+        self.ema = None  # a WeightsEMA with Train.ema (rank 0 only)
+        self.ema_miou: Optional[float] = None  # the EMA's mIoU at the last evaluation
         self._handlers: list[logging.Handler] = []
 
     # -- set-up --------------------------------------------------------------------------
@@ -176,38 +180,7 @@ class Trainer:
         log.propagate = True
 
     def _seed(self, offset: int = 0):
-        import paddle
-
-        seed = self.cfg.Train.seed + offset
-        paddle.seed(seed)
-        np.random.seed(seed % 2**32)
-        random.seed(seed)
-
-    def _rng_state(self) -> dict:
-        import paddle
-
-        kind, keys, pos, has_gauss, gauss = np.random.get_state()
-        # as plain lists: paddle.load turns numpy arrays into tensors and has no uint32
-        state = {
-            "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)],
-            "python": random.getstate(),
-            "paddle": paddle.get_rng_state(),
-        }
-        if self.on_gpu:
-            state["cuda"] = paddle.get_cuda_rng_state()
-        return state
-
-    def _set_rng_state(self, state: dict):
-        import paddle
-
-        if not state:
-            return
-        kind, keys, pos, has_gauss, gauss = state["numpy"]
-        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
-        random.setstate(state["python"])
-        paddle.set_rng_state(state["paddle"])
-        if self.on_gpu and "cuda" in state:
-            paddle.set_cuda_rng_state(state["cuda"])
+        seed_all(self.cfg.Train.seed + offset)
 
     # -- checkpoints -----------------------------------------------------------------------
     def _states(self, it: int, metrics: Optional[dict]) -> dict:
@@ -217,11 +190,12 @@ class Trainer:
             "total_iters": self.total,
             "mIoU": None if metrics is None else metrics["mIoU"],
             "metrics": metrics,
+            "ema_mIoU": None if metrics is None else self.ema_miou,
             "best_mIoU": self.best_miou,
             "best_iter": self.best_iter,
             "num_classes": self.model_config.num_classes,
             "world_size": self.world,
-            "rng": self._rng_state(),
+            "rng": rng_state(self.on_gpu),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "history": self.history,
             "time": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -229,7 +203,8 @@ class Trainer:
 
     def _save(self, folder: Path, it: int, metrics: Optional[dict]) -> Path:
         return ckpt.save_checkpoint(
-            folder, self.model.state_dict(), self.optimizer.state_dict(), self._states(it, metrics)
+            folder, self.model.state_dict(), self.optimizer.state_dict(), self._states(it, metrics),
+            ema_state=None if self.ema is None else self.ema.state_dict(),
         )
 
     def _resume(self, path: str) -> int:
@@ -250,6 +225,9 @@ class Trainer:
                 "raise Train.epochs_iters to train longer"
             )
         self.model.set_state_dict(model_state)
+        self._resumed_ema = ckpt.read_ema(path) if self.cfg.Train.ema and self.is_main else None
+        if self.cfg.Train.ema and self.is_main and self._resumed_ema is None:
+            log.warning("%s holds no %s (trained without Train.ema): the EMA starts from its weights", path, ckpt.EMA)
         if opt_state is not None:
             self.optimizer.set_state_dict(opt_state)
         if self.scaler is not None and states.get("scaler"):
@@ -257,62 +235,15 @@ class Trainer:
         self.best_miou = states.get("best_mIoU")
         self.best_iter = states.get("best_iter")
         self.history = states.get("history") or self.history
-        self._set_rng_state(states.get("rng"))
+        set_rng_state(states.get("rng"), self.on_gpu)
         log.info("resumed from %s at iteration %d", path, start)
         return start
-
-    def _result(self, done: bool, last_iter: int, export_info: Optional[dict] = None) -> dict:
-        def rel(p: Path) -> str:
-            return p.relative_to(self.out).as_posix() if p.exists() else ""
-
-        def entry(folder: Path, score) -> dict:
-            inf = folder / "inference"
-            return {
-                "score": score,
-                "pdparams": rel(folder / ckpt.WEIGHTS),
-                "pdema": "",
-                "pdopt": rel(folder / ckpt.OPTIMIZER),
-                "pdstates": rel(folder / ckpt.STATES),
-                "inference_config": rel(inf / "inference.yml"),
-                "pdmodel": rel(inf / "inference.json") or rel(inf / "inference.pdmodel"),
-                "pdiparams": rel(inf / "inference.pdiparams"),
-                "pdiparams.info": "",
-            }
-
-        models: dict[str, Any] = {}
-        for i, (n, folder) in enumerate(reversed(ckpt.list_checkpoints(self.out)), start=1):
-            try:
-                score = ckpt.read_states(folder).get("mIoU")
-            except SegzooError:
-                score = None
-            models[f"last_{i}"] = entry(folder, score)
-        best = self.out / "best_model"
-        if (best / ckpt.WEIGHTS).exists():
-            models["best"] = entry(best, self.best_miou)
-        result = {
-            "model_name": self.name,
-            "done_flag": done,
-            "config": CONFIG_FILE,
-            "train_log": LOG_FILE,
-            "label_dict": "",
-            "visualdl_log": "",
-            "best_score": self.best_miou,
-            "best_iter": self.best_iter,
-            "last_iter": last_iter,
-            "total_iters": self.total,
-            "metric": "mIoU",
-            "models": models,
-        }
-        if export_info is not None:
-            result["export"] = export_info
-        if (self.out / CURVES_PNG).exists():
-            result["curves"] = CURVES_PNG
-        return result
 
     def _write_result(self, done: bool, last_iter: int, **extra) -> dict:
         from .metrics import to_jsonable
 
-        result = self._result(done, last_iter, extra.pop("export_info", None))
+        result = train_result(self.out, self.name, done, last_iter, self.total, self.best_miou, self.best_iter,
+                              extra.pop("export_info", None))
         result.update(extra)
         result = to_jsonable(result)
         ckpt.write_train_result(self.out / RESULT_FILE, result)
@@ -332,6 +263,16 @@ class Trainer:
         names = self.val_dataset.class_names
         log.info("[EVAL] iter %d/%d, %d images, %.1fs\n%s", it, self.total, len(self.val_dataset),
                  time.perf_counter() - t0, format_table(metrics, names))
+        if self.ema is not None:
+            with self.ema.applied(self.model):
+                ema_cm = evaluate_layer(
+                    self.name, self.model_config, self.model, self.val_dataset, self.model_config.num_classes,
+                    progress=self.progress, desc=f"eval EMA @{it}", batch_size=self.cfg.Train.batch_size,
+                )
+            ema_metrics = compute_metrics(ema_cm.matrix)
+            self.ema_miou = ema_metrics["mIoU"]
+            log.info("[EVAL] iter %d/%d, EMA of the weights (%s): mIoU %.4f, Acc %.4f", it, self.total, ckpt.EMA,
+                     ema_metrics["mIoU"], ema_metrics["Acc"])
         miou = metrics["mIoU"]
         self.history["eval_iters"].append(it)
         self.history["miou"].append(None if not math.isfinite(miou) else miou)
@@ -376,6 +317,11 @@ class Trainer:
 
             self._seed()
             self.model = build_from_config(self.name, self.model_config)
+            if not t.resume_path:
+                from .init_weights import load_initial_weights
+
+                load_initial_weights(self.model, t.pretrain_weight_path, self.name, self.model_config.num_classes,
+                                     log if self.is_main else None)
             if self.rank:
                 self._seed(self.rank)  # dropout differs per process; the weights are broadcast by DataParallel
             self.scheduler = build_scheduler(self.model_config, self.total)
@@ -387,6 +333,7 @@ class Trainer:
             self.use_amp = use_amp
             self.scaler = paddle.amp.GradScaler(init_loss_scaling=1024.0) if use_amp else None
 
+            self._resumed_ema = None
             if t.resume_path:
                 start = self._resume(t.resume_path)
             else:
@@ -400,6 +347,13 @@ class Trainer:
                         stale[-1][1],
                     )
                     ckpt.prune_checkpoints(self.out, 0)
+            if t.ema and self.is_main:
+                from .ema import WeightsEMA
+
+                self.ema = WeightsEMA(self.model, t.ema_decay)
+                if self._resumed_ema is not None:
+                    self.ema.load(self._resumed_ema, f"{t.resume_path}/{ckpt.EMA}")
+                self._resumed_ema = None
             net = paddle.DataParallel(self.model) if self.world > 1 else self.model
 
             augment = Augment.from_config(t.augment, self.model_config.crop_size, self.model_config.ignore_index)
@@ -409,11 +363,12 @@ class Trainer:
             if self.is_main:
                 log.info(
                     "training %s on %s: %d train / %d val images, %d classes, %d iterations from %d, batch %d x %d "
-                    "process(es), crop %s, %s lr %.3g, device %s, amp %s",
+                    "process(es), crop %s, %s lr %.3g, device %s, amp %s, ema %s",
                     self.name, cfg.Global.dataset_dir, len(train_ds),
                     len(self.val_dataset) if self.val_dataset else 0, self.model_config.num_classes, self.total,
                     start, t.batch_size, self.world, tuple(self.model_config.crop_size),
                     self.model_config.optimizer, self.model_config.learning_rate, self.device, use_amp,
+                    t.ema_decay if t.ema else "off",
                 )
             result = self._loop(net, loader, start)
             return result
@@ -456,6 +411,8 @@ class Trainer:
             self.optimizer.clear_grad()
             lr = float(self.optimizer.get_lr())
             self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update(self.model, it)
             loss_value = float(loss)
             if not math.isfinite(loss_value) and self.scaler is None:
                 raise ConfigError(
@@ -503,8 +460,9 @@ class Trainer:
                         self._save(self.out / "best_model", it, metrics)
                         log.info("[EVAL] new best mIoU %.4f at iteration %d (best_model/)", miou, it)
                     best = float("nan") if self.best_miou is None else self.best_miou
+                    ema = "" if self.ema is None else f", EMA mIoU {self.ema_miou:.4f}"
                     bar.write(f"[EVAL] iter {it}: mIoU {miou:.4f} Acc {metrics['Acc']:.4f} "
-                              f"(best {best:.4f} @ {self.best_iter})", file=sys.stderr)
+                              f"(best {best:.4f} @ {self.best_iter}){ema}", file=sys.stderr)
                 if do_save:
                     self._save(self.out / f"iter_{it}", it, metrics)
                     ckpt.prune_checkpoints(self.out, t.keep_checkpoints)

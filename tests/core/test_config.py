@@ -52,7 +52,7 @@ def test_unknown_keys_name_the_field_and_the_nearest_key(override, expected):
         ("Train.augment.flip_prob=1.5", "Train.augment.flip_prob: Input should be less than or equal to 1"),
         ("Model.momentum=1.5", "Model.momentum: Input should be less than 1"),
         ("Model.learning_rate=0.1", "Model.learning_rate: set it as Train.learning_rate"),
-        ("Train.pretrain_weight_path=https://x.org/a.pdparams", "segzoo downloads no weights"),
+        ("Train.pretrain_weight_path=ftp://x.org/a.pdparams", "only http(s) URLs are fetched"),
         ("Train.crop_size=[0,4]", "Train.crop_size: Value error, crop sides must be > 0"),
     ],
 )

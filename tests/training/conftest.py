@@ -1,9 +1,13 @@
-"""Fixtures of the training tests: small drawn-shapes datasets and tiny training configs."""
+"""Fixtures of the training tests: small drawn-shapes datasets, tiny training configs, a local weights server."""
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import sys
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -40,6 +44,7 @@ def _tiny_train(model: str, dataset: Path, output: Path, **train) -> dict:
         "log_interval": 1,
         "export": False,
         "warmup_steps": 1,
+        "pretrain_weight_path": None,  # from scratch, no download (test_training_pretrained.py fetches weights)
     }
     values.update(train)
     return {
@@ -62,3 +67,50 @@ def tiny_train():
 def segzoo_cmd():
     """``segzoo_cmd(*args)``: the argv of the `segzoo` command run with this interpreter."""
     return _segzoo_cmd
+
+
+@dataclass
+class WeightsServer:
+    """A local HTTP server in PaddleX's layout: put files under ``root / "official_pretrained_model"``."""
+
+    root: Path
+    url: str
+    requests: list = field(default_factory=list)  # "GET /official_pretrained_model/X.pdparams", in order
+
+    @property
+    def folder(self) -> Path:
+        return self.root / "official_pretrained_model"
+
+
+class _CountingHandler(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *args, seen: list, **kwargs):
+        self._seen = seen
+        super().__init__(*args, **kwargs)
+
+    def send_head(self):
+        self._seen.append(f"{self.command} {self.path}")
+        return super().send_head()
+
+    def log_message(self, *args):  # quiet
+        pass
+
+
+@pytest.fixture
+def weights_server(tmp_path, monkeypatch):
+    """A :class:`WeightsServer` on 127.0.0.1 that ``SEGZOO_MODEL_BASE_URL`` points at, with an empty segzoo cache."""
+    root = tmp_path / "served"
+    (root / "official_pretrained_model").mkdir(parents=True)
+    seen: list = []
+    handler = functools.partial(_CountingHandler, directory=str(root), seen=seen)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    monkeypatch.setenv("SEGZOO_MODEL_BASE_URL", url)
+    monkeypatch.setenv("SEGZOO_HOME", str(tmp_path / "segzoo_home"))
+    try:
+        yield WeightsServer(root, url, seen)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -34,7 +34,7 @@ def test_ppliteseg_learns_shapes_and_its_export_agrees(tmp_path):
                    "output": str(out)},
         "Train": {"num_classes": 4, "epochs_iters": ITERS, "batch_size": 4, "crop_size": [128, 128],
                   "learning_rate": 2e-3, "warmup_steps": 20, "eval_interval": ITERS, "log_interval": 50,
-                  "augment": {"min_scale": 1.0, "max_scale": 1.0}, "export": True},
+                  "augment": {"min_scale": 1.0, "max_scale": 1.0}, "export": True, "pretrain_weight_path": None},
         "Model": {"optimizer": "adamw", "weight_decay": 0.01},
     }
     result = train(cfg, progress=False)

@@ -60,6 +60,7 @@ def test_evaluate_counts_what_the_network_predicts(weights, shapes64, tmp_path, 
     assert result["metrics"]["mIoU"] == pytest.approx(ref["mIoU"])
     assert result["metrics"]["Kappa"] == pytest.approx(ref["Kappa"])
     assert result["num_classes"] == 4 and result["samples"] == 4
+    assert result["engine"] == "onnxruntime"  # the fast default; the confusion matrix is dygraph's all the same
     on_disk = json.loads((out / "evaluate_result.json").read_text())
     assert on_disk["metrics"]["mIoU"] == pytest.approx(ref["mIoU"])
     assert set(on_disk["metrics"]) >= {"mIoU", "Acc", "Kappa", "Dice", "class_IoU", "class_Acc",
@@ -88,7 +89,7 @@ def test_evaluate_from_a_config_and_the_cli(weights, shapes64, tmp_path, capsys)
 
 def test_weights_of_another_class_count_are_refused(weights, shapes64):
     path, _, _ = weights
-    with pytest.raises(Exception, match="does not fit SeaFormer_tiny with num_classes=3"):
+    with pytest.raises(Exception, match="holds a 4-class SeaFormer_tiny, but num_classes=3 was given; set num_classes=4"):
         evaluate(MODEL, shapes64, path, num_classes=3, progress=False, verbose=False)
     with pytest.raises(ConfigError, match="Evaluate.weight_path"):
         evaluate(MODEL, shapes64, None, progress=False)

@@ -84,6 +84,11 @@ def test_resume_continues_exactly(shapes64, tmp_path, tiny_train):
     assert moments
     for key in moments:
         np.testing.assert_array_equal(oa[key].numpy(), ob[key].numpy())
+    # the EMA of the weights (Train.ema, on by default) continues exactly too
+    ea, eb = _weights(straight / "iter_10" / ckpt.EMA), _weights(resumed / "iter_10" / ckpt.EMA)
+    assert ea.keys() == a.keys() == eb.keys()
+    for key in ea:
+        np.testing.assert_array_equal(ea[key], eb[key], err_msg=key)
     # and the resumed run knows the history before the resume point
     sa, sb = ckpt.read_states(straight / "iter_10"), ckpt.read_states(resumed / "iter_10")
     assert sa["history"]["iters"] == sb["history"]["iters"] == list(range(1, 11))
