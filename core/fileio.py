@@ -115,3 +115,37 @@ def fsync_dir(directory: PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def check_output_dir(path: PathLike, what: str) -> Path:
+    """Refuse an output directory that cannot be one: ``path`` or a parent is an existing non-directory.
+
+    Raises :class:`~segzoo.errors.ConfigError` naming ``what`` (the option or
+    argument, e.g. ``--output``) before anything is written. Creates nothing.
+    """
+    from .errors import ConfigError
+
+    p = Path(path).expanduser()
+    for q in (p, *p.parents):
+        if q.is_dir():
+            break
+        if q.exists() or q.is_symlink():
+            kind = "an existing file" if q.is_file() else "not a directory"
+            hint = "" if q == p else f" (its parent {q} is {kind})"
+            raise ConfigError(
+                f"{what} {p}: {'it is ' + kind if q == p else 'cannot be a directory'}{hint}; give a directory path "
+                "(created if missing)"
+            )
+    return p
+
+
+def make_output_dir(path: PathLike, what: str) -> Path:
+    """:func:`check_output_dir`, then create it (with its parents); errors name ``what``."""
+    from .errors import ConfigError
+
+    p = check_output_dir(path, what)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{what} {p}: cannot create the directory ({exc.strerror or exc})") from None
+    return p

@@ -70,17 +70,25 @@ class Registry:
         self._cards: dict[str, ModelCard] = {}
         self._info: dict[str, PluginInfo] = {}
         self._blocked = blocked_names()
+        self._blocked_found: dict[str, str] = {}  # name of a plugin that was skipped -> the pattern that blocked it
         if load_entrypoints:
             self._load_group(MODELS_GROUP)
             self._load_group(PLUGINS_GROUP)
 
     # -- registration -------------------------------------------------------------------
     def is_blocked(self, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self._blocked)
+        return self.blocking_pattern(name) is not None
+
+    def blocking_pattern(self, name: str) -> Optional[str]:
+        """The pattern of ``$SEGZOO_BLOCK_PLUGINS`` that blocks ``name``, or ``None``."""
+        return next((p for p in self._blocked if fnmatch.fnmatchcase(name, p)), None)
 
     def _load_group(self, group: str) -> None:
         for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
-            if self.is_blocked(ep.name) or self.pm.has_plugin(ep.name):
+            if self.is_blocked(ep.name):
+                self._blocked_found[ep.name] = self.blocking_pattern(ep.name) or ""
+                continue
+            if self.pm.has_plugin(ep.name):
                 continue
             dist = getattr(ep, "dist", None)
             dist_name = dist.metadata["Name"] if dist is not None else "?"
@@ -139,6 +147,7 @@ class Registry:
                 raise PluginError(f"two plugins provide the model {name!r}; block one with {BLOCK_ENV}")
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
         if self.is_blocked(name):
+            self._blocked_found[name] = self.blocking_pattern(name) or ""
             return name
         try:
             self.pm.register(plugin, name=name)
@@ -168,6 +177,9 @@ class Registry:
         try:
             return self._cards[name]
         except KeyError:
+            if name in self._blocked_found:
+                value = os.environ.get(BLOCK_ENV, "") if self._blocked == blocked_names() else ",".join(self._blocked)
+                raise BlockedModelError(name, self._blocked_found[name], value, self._cards) from None
             raise UnknownModelError(name, self._cards) from None
 
     def cards(self, pattern: Optional[str] = None) -> list[ModelCard]:
@@ -211,6 +223,18 @@ class Registry:
         if not isinstance(out, dict) or "loss" not in out:
             raise PluginError(f"the train_step hook of {name!r} must return a dict with a 'loss' entry")
         return out
+
+
+class BlockedModelError(UnknownModelError):
+    """A model whose plugin is installed but blocked by ``$SEGZOO_BLOCK_PLUGINS``."""
+
+    def __init__(self, name: str, pattern: str, value: str, known):
+        super().__init__(name, known)
+        which = f" (pattern {pattern!r})" if pattern and pattern != value else ""
+        self.args = (
+            f"Model {name!r} is installed but blocked by {BLOCK_ENV}={value!r}{which}; remove "
+            f"{'that pattern' if which else 'it'} from {BLOCK_ENV}, or unset the variable, to use the model.",
+        )
 
 
 def _call_card(plugin: Any) -> Optional[ModelCard]:

@@ -82,7 +82,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
-from ..fileio import write_bytes, write_json
+from ..fileio import check_output_dir, make_output_dir, write_bytes, write_json
 from ._imageio import DecodeError, DecodedImage, decode_image, decode_label
 from .palette import overlay
 from .segdataset import LineError, Sample, iter_list, read_class_names
@@ -642,8 +642,7 @@ def check_dataset(
     root = Path(dataset_dir).absolute()
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset directory not found. Fix: pass the folder holding train.txt and val.txt.")
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(output_dir, "output_dir")
     demo = out / DEMO_DIR
     if demo.is_dir():  # drop our own stale overlays from an earlier run
         for old in demo.glob("*.png"):
@@ -781,6 +780,7 @@ def check_dataset_from_config(
     from .labelme import convert_labelme
     from .split import split_dataset
 
+    check_output_dir(output_dir, "output_dir")  # before a conversion or split changes anything
     cfg: Mapping = check_cfg or {}
     if hasattr(cfg, "model_dump"):
         cfg = cfg.model_dump()

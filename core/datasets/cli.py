@@ -127,8 +127,10 @@ def format_summary(result: dict, max_files: int = 5) -> str:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..fileio import check_output_dir
     from .check import RESULT_FILE, check_dataset_from_config
 
+    check_output_dir(args.output, "--output")  # before a conversion or split changes anything
     if args.convert and not args.convert_src:
         raise ConfigError("--convert-src: required with --convert labelme (the LabelMe folder)")
     if args.convert_src and not args.convert:

@@ -150,12 +150,31 @@ def recover_interrupted_split(dataset_dir: PathLike) -> bool:
     return True
 
 
+def _refuse_missing_files(root: Path, samples: list) -> None:
+    """A split of lists that name missing files is refused before anything is written."""
+    problems = []
+    for s in samples:
+        for path, rel, kind in ((s.image, s.image_rel, "image"), (s.label, s.label_rel, "mask")):
+            if not path.is_file():
+                state = "does not exist" if not path.exists() else "is not a regular file"
+                problems.append(f"{s.where()} names the {kind} {rel or path}, which {state}")
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DatasetError(
+            f"{root}: not split, the dataset is broken: {problems[0]}{more}; train.txt and val.txt are "
+            f"unchanged. Fix the lists or restore the files (`segzoo check-dataset {root}` lists every "
+            "problem), then split."
+        )
+
+
 def split_dataset(dataset_dir: PathLike, train_percent: int, val_percent: int, seed: int = 0) -> dict:
     """Pool ``train.txt`` + ``val.txt``, shuffle with ``seed`` and write new lists.
 
     Percentages are ints in 1..99 summing to 100 (else
     :class:`~segzoo.errors.ConfigError` naming the field). The old lists are
-    kept as ``train.txt.bak``/``val.txt.bak``. Returns a summary dict:
+    kept as ``train.txt.bak``/``val.txt.bak``. Lists that name a missing image
+    or mask are refused (:class:`~segzoo.errors.DatasetError`) before anything
+    is written: a broken dataset is fixed first, then split. Returns a summary dict:
     ``train_samples``, ``val_samples``, ``train_percent``, ``val_percent``,
     ``seed``, ``duplicates_removed``, ``unchanged`` and ``backups``.
     """
@@ -175,12 +194,13 @@ def split_dataset(dataset_dir: PathLike, train_percent: int, val_percent: int, s
         )
     pool: dict[tuple[str, str], None] = {}
     total = 0
-    for name in present:
-        for s in read_list(root, name):
-            total += 1
-            pool.setdefault((s.image_rel, s.label_rel), None)
+    samples = [s for name in present for s in read_list(root, name)]
+    for s in samples:
+        total += 1
+        pool.setdefault((s.image_rel, s.label_rel), None)
     entries = sorted(pool)
     n_train, n_val = split_counts(len(entries), val_percent)
+    _refuse_missing_files(root, samples)
     random.Random(seed).shuffle(entries)
     texts = {
         "train.txt": "".join(format_list_line(i, l) for i, l in entries[:n_train]),

@@ -27,7 +27,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Collection, Optional, Sequence
 
 from ..errors import ConfigError, ExportError
 from ..fileio import replace_dir
@@ -109,6 +109,7 @@ def export_model(
     layer: Any = None,
     input_shape: Optional[Sequence] = None,
     output_op: str = "argmax",
+    explicit: Optional[Collection[str]] = None,
 ) -> Path:
     """Export ``model_name`` to ``out_dir`` (PaddleX layout); return ``out_dir``.
 
@@ -118,14 +119,19 @@ def export_model(
             a previous export (``inference.yml``), which is replaced.
         config: the model's config object or a dict of its fields
             (``num_classes`` ...); defaults to the card's.
-        weights: a ``.pdparams`` file to load; it must fit the network (its
-            class count is read from it when ``config`` does not give one).
+        weights: a ``.pdparams`` file to load; it must fit the network. Fields
+            ``config`` leaves out come from the run's config saved beside it
+            (``config.yaml`` of a ``segzoo train`` checkpoint), the class count
+            else from its shapes.
         layer: an already built network to export as it is (then ``weights``
             must be ``None``); its train/eval mode is restored afterwards.
         input_shape: ``[N, 3, H, W]`` (-1 / None for any); default: dynamic,
             or the card's fixed shape.
         output_op: ``"argmax"`` (int32 labels, PaddleX's default),
             ``"softmax"`` or ``"none"`` (scores).
+        explicit: with ``weights``, the fields of ``config`` that win over the
+            weights' saved config (default: all of ``config``'s); the others
+            yield to it.
     """
     import paddle
     import yaml
@@ -148,9 +154,12 @@ def export_model(
 
     if layer is None:
         if weights is not None:
-            from .predictor import _build_with_weights
+            from .runconfig import build_with_weights as _build_with_weights
 
-            given = config is not None and (not isinstance(config, dict) or "num_classes" in config)
+            if explicit is not None:
+                given: Any = set(explicit)
+            else:
+                given = config is not None and (not isinstance(config, dict) or "num_classes" in config)
             layer, cfg = _build_with_weights(model_name, cfg, Path(weights).expanduser(), given)
         else:
             layer = registry.build_model(model_name, cfg)
@@ -167,9 +176,9 @@ def export_model(
             paddle.jit.save(static, str(tmp / "inference"))
         except Exception as exc:
             raise ExportError(
-                f"{model_name} failed to export with input {shape}: {type(exc).__name__}: "
-                f"{_first_line(exc)}. If the network computes sizes in Python, give its card "
-                "export.dynamic_shape=False and a fixed_input_shape"
+                f"{model_name} failed to export with input {shape}: {paddle_error_summary(exc)}. If the "
+                "network computes sizes in Python, compute them with tensor ops (paddle.shape(x)) or give "
+                "its card export.dynamic_shape=False and a fixed_input_shape (docs/plugins.md, 'Export and ONNX')"
             ) from exc
         if not (tmp / "inference.json").is_file():
             raise ExportError(
@@ -195,7 +204,37 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def paddle_error_summary(exc: Exception) -> str:
+    """One line out of Paddle's many-line trace errors: the error itself and the user's line that raised it.
+
+    ``paddle.jit.to_static`` and Paddle Inference wrap the real error in an
+    "In transformed code:" / "In user code:" trace that marks the offending
+    source line with ``<--- HERE``; this keeps that line, its file and the
+    final ``XxxError: message``.
+    """
+    import re
+
+    lines = [line.rstrip() for line in str(exc).splitlines()]
+    where = ""
+    for i, line in enumerate(lines):
+        if "<--- HERE" in line:
+            code = line.split("<--- HERE")[0].strip(" ~^")
+            if not code.strip("~^ ") and i > 0:  # the marker sits under the code, on a line of its own
+                code = lines[i - 1].strip()
+            files = [m for m in (re.search(r'File "([^"]+)", line (\d+)', x) for x in lines[:i]) if m]
+            where = f" (at {files[-1].group(1)}:{files[-1].group(2)}: {code})" if files else f" (at: {code})"
+            break
+    errors = [m.group(0).strip() for m in (re.match(r"\s*(\(\w+\)|\w+(Error|Exception)):? .+", x) for x in lines) if m]
+    message = errors[-1] if errors else _first_line(exc)
+    if not message.startswith(type(exc).__name__) and not errors:
+        message = f"{type(exc).__name__}: {message}"
+    return message + where
+
+
 def _check_target(out_dir: Path) -> None:
+    from ..fileio import check_output_dir
+
+    check_output_dir(out_dir.parent, "export target folder")
     if out_dir.exists():
         if not out_dir.is_dir():
             raise ExportError(f"export target {out_dir} is a file; give a directory path")

@@ -13,17 +13,29 @@ walked lazily and each image is decoded only when the predictor asks for it.
   per read) and a size cap; an image or a PDF (told apart by their bytes).
 * **directories**: walked recursively in sorted order (by path components),
   taking image files and PDFs, ignoring other files; symbolic links to
-  directories are not followed.
+  directories are not followed. An entry with an image or PDF extension that
+  is not a regular file (a named pipe, a device, a socket, a broken link) is
+  an error naming it, not skipped: reading it could block forever, and
+  skipping it would hide an input.
 * **PDFs**: one item per page, rendered with pypdfium2, with ``page_index``.
 * **lists / tuples**: of any of the above, in order.
 
+Only regular files are read: a named pipe (FIFO), a device or a socket is
+refused before it is opened (and a file is opened without blocking and
+checked again). URLs other than http(s) (``ftp://``, ``file://``, ...) are
+refused with the schemes segzoo reads.
+
 Anything that cannot be read raises :class:`~segzoo.errors.InputError` naming
-the input; nothing is skipped silently.
+the input; nothing is skipped silently. :func:`check_inputs` runs every check
+that needs no reading (paths, file types, extensions, URL schemes, directory
+walks) up front: the CLI calls it before it builds a model or writes a file.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,8 +83,27 @@ class InputLimits:
     pdf_scale: float = PDF_SCALE
 
 
+URL_SCHEMES = ("http", "https")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
+
+
 def is_url(value: Any) -> bool:
     return isinstance(value, str) and value.lower().startswith(("http://", "https://"))
+
+
+def _check_scheme(value: str) -> None:
+    """Refuse ``scheme://...`` strings other than http(s) URLs (as a path, ``//`` would collapse)."""
+    m = _SCHEME.match(value)
+    if m is None or m.group(1).lower() in URL_SCHEMES:
+        return
+    scheme = m.group(1).lower()
+    local = ""
+    if scheme == "file":
+        local = f" (for a local file, give its path: {unquote(urlparse(value).path) or '/'})"
+    raise InputError(
+        f"input {value}: the URL scheme {scheme!r} is not supported; segzoo reads http:// and https:// "
+        f"URLs and local paths{local}"
+    )
 
 
 def iter_inputs(inputs: Any, limits: InputLimits = InputLimits()) -> Iterator[InputItem]:
@@ -93,6 +124,8 @@ def _iter_one(value: Any, limits: InputLimits, counter: dict, top: bool = False)
             yield from _iter_one(element, limits, counter)
     elif is_url(value):
         yield from _iter_url(value, limits)
+    elif isinstance(value, str) and _SCHEME.match(value):
+        _check_scheme(value)
     elif isinstance(value, (str, os.PathLike)):
         yield from _iter_path(Path(value).expanduser(), limits)
     elif isinstance(value, (bytes, bytearray)):
@@ -142,30 +175,98 @@ def _kind(path: Path) -> Optional[str]:
     return None
 
 
-def _iter_path(path: Path, limits: InputLimits) -> Iterator[InputItem]:
+def _file_type(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _not_regular(path: Path, where: str = "") -> InputError:
+    try:
+        what = _file_type(path.stat().st_mode)
+    except OSError:
+        what = "a broken symbolic link" if path.is_symlink() else "not a regular file"
+    return InputError(
+        f"input {path}{where} is {what}, not a regular file; give image files, PDFs, directories or "
+        "http(s) URLs (segzoo never reads from pipes or devices)"
+    )
+
+
+def _check_path(path: Path) -> str:
+    """``"dir"`` or ``"file"`` for a local input; :class:`InputError` naming it when it cannot be read."""
     if path.is_dir():
-        found = 0
-        for file in walk_directory(path):
-            found += 1
-            yield from _iter_file(file, limits)
-        if not found:
-            raise InputError(
-                f"directory {path} holds no image or PDF files (looked for "
-                f"{', '.join(IMAGE_EXTENSIONS + PDF_EXTENSIONS)}, any case, in every subdirectory)"
-            )
-        return
-    if not path.exists():
+        return "dir"
+    if not path.exists() and not path.is_symlink():
         raise InputError(f"input {path} does not exist; give an existing image, directory, PDF or URL")
+    if not path.is_file():
+        raise _not_regular(path)
     if _kind(path) is None:
         raise InputError(
             f"input {path} has the unsupported extension {path.suffix or '(none)'!r}; supported: "
             f"{', '.join(IMAGE_EXTENSIONS + PDF_EXTENSIONS)} (any case)"
         )
+    return "file"
+
+
+def _empty_directory(path: Path) -> InputError:
+    return InputError(
+        f"directory {path} holds no image or PDF files (looked for "
+        f"{', '.join(IMAGE_EXTENSIONS + PDF_EXTENSIONS)}, any case, in every subdirectory)"
+    )
+
+
+def _iter_path(path: Path, limits: InputLimits) -> Iterator[InputItem]:
+    if _check_path(path) == "dir":
+        found = 0
+        for file in walk_directory(path):
+            found += 1
+            yield from _iter_file(file, limits)
+        if not found:
+            raise _empty_directory(path)
+        return
     yield from _iter_file(path, limits)
 
 
+def check_inputs(inputs: Any) -> int:
+    """Check ``inputs`` as :func:`iter_inputs` would, without reading an image or a URL; return the count.
+
+    Every path must exist and be a directory or a regular image / PDF file,
+    every directory must hold at least one (and no image or PDF entry that is
+    a pipe or a device), every URL must be http(s). The count is of files,
+    URLs and arrays (a PDF counts once, whatever its pages).
+    """
+    if isinstance(inputs, (list, tuple)):
+        if not inputs:
+            raise InputError("the input list is empty; give at least one image, directory, PDF or URL")
+        return sum(check_inputs(item) if not isinstance(item, (list, tuple)) or item else 0 for item in inputs)
+    if isinstance(inputs, np.ndarray) or is_url(inputs):
+        return 1
+    if isinstance(inputs, str) and _SCHEME.match(inputs):
+        _check_scheme(inputs)
+    if not isinstance(inputs, (str, os.PathLike)):
+        list(_iter_one(inputs, InputLimits(), {"arrays": 0}))  # raises the unsupported-type error
+        return 0
+    path = Path(inputs).expanduser()
+    if _check_path(path) == "file":
+        return 1
+    found = sum(1 for _ in walk_directory(path))
+    if not found:
+        raise _empty_directory(path)
+    return found
+
+
 def walk_directory(root: Path) -> Iterator[Path]:
-    """Image and PDF files under ``root``, recursively, sorted by path components, lazily."""
+    """Image and PDF files under ``root``, recursively, sorted by path components, lazily.
+
+    An entry with an image or PDF extension that is not a regular file (a
+    named pipe, a device, a broken link) raises :class:`InputError` naming it.
+    """
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
     except OSError as exc:
@@ -178,14 +279,35 @@ def walk_directory(root: Path) -> Iterator[Path]:
         if is_dir:
             yield from walk_directory(Path(entry.path))
         elif _kind(Path(entry.name)) is not None:
+            try:
+                regular = entry.is_file()
+            except OSError:
+                regular = False
+            if not regular:
+                raise _not_regular(Path(entry.path), f" (in directory {root})")
             yield Path(entry.path)
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The bytes of a regular file; opened without blocking, so a pipe swapped in is refused, not waited on."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        return path.read_bytes()
+        fd = os.open(path, flags)
     except OSError as exc:
         raise InputError(f"cannot read input {path}: {exc.strerror or exc}") from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise InputError(
+                f"input {path} is {_file_type(mode)}, not a regular file; give image files, PDFs, directories "
+                "or http(s) URLs (segzoo never reads from pipes or devices)"
+            )
+        with open(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    except OSError as exc:
+        raise InputError(f"cannot read input {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
 
 
 def _iter_file(path: Path, limits: InputLimits) -> Iterator[InputItem]:

@@ -36,15 +36,18 @@ def run_predict(
 
     Returns: the written paths, in input order.
     """
+    from ..fileio import check_output_dir, make_output_dir
+    from .inputs import check_inputs
     from .predictor import create_model
 
+    check_output_dir(output_dir, "output_dir")  # bad inputs or output fail before a model is built or a file written
+    check_inputs(inputs)
     if predictor is None:
         predictor = create_model(
             model_name, model_dir=model_dir, target_size=target_size, device=device, engine=engine, **config_overrides
         )
         target_size = None  # already the create_model() level
-    out = Path(output_dir).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(output_dir, "output_dir")
     written: list[Path] = []
     for result in predictor.predict(inputs, batch_size=batch_size, target_size=target_size):
         paths: list[Path] = []

@@ -31,6 +31,14 @@ ORIGINAL = (-1, -1)
 #: above this many pixels (after any resizing) an image is predicted window by window
 DEFAULT_MAX_PIXELS = 4096 * 4096
 
+#: the largest image (width × height, after resizing) ``predict`` accepts: Pillow's decompression-bomb
+#: limit (2 × ``PIL.Image.MAX_IMAGE_PIXELS``), so the largest image segzoo decodes; a ``target_size``
+#: above it is refused before any buffer is allocated. Raise it with ``pixel_limit=`` / ``--pixel-limit``
+#: (the HTTP service has the same kind of limit, ``--max-pixels``).
+DEFAULT_PIXEL_LIMIT = 2 * 89_478_485
+
+PIXEL_LIMIT_HINT = "raise the limit with --pixel-limit N (pixel_limit=N in create_model)"
+
 
 def parse_size(value: Any, what: str = "target_size", allow_original: bool = True) -> Optional[tuple[int, int]]:
     """Normalise a size to ``None``, ``(-1, -1)`` or ``(W, H)`` with positive sides.
@@ -145,6 +153,27 @@ def window_grid(height: int, width: int, window: tuple[int, int], stride: tuple[
             if box not in boxes:
                 boxes.append(box)
     return boxes
+
+
+def check_pixel_limit(value: Any) -> Optional[int]:
+    """Validate a ``pixel_limit``: a positive int, or ``None`` for no limit."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ConfigError(f"pixel_limit: {value!r} must be a positive int (width × height), or None for no limit")
+    return int(value)
+
+
+def check_size_pixels(size: Optional[tuple[int, int]], limit: Optional[int], what: str = "target_size") -> None:
+    """Refuse a ``(W, H)`` above ``limit`` pixels (``-1`` sizes and ``None`` pass), naming ``what``."""
+    if limit is None or size is None or size == ORIGINAL:
+        return
+    w, h = size
+    if w * h > limit:
+        raise ConfigError(
+            f"{what} {w}×{h} = {w * h:,} pixels is above the limit of {limit:,} pixels per image; "
+            f"choose a smaller size, or {PIXEL_LIMIT_HINT}"
+        )
 
 
 def parse_slide(window: Any, stride: Any) -> Optional[tuple[tuple[int, int], tuple[int, int]]]:
