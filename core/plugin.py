@@ -110,10 +110,19 @@ class ModelPlugin:
     def build_loss(self, config: ModelConfig) -> Callable:
         """The per-output loss ``f(logits N×C×H×W, labels N×H×W int64) -> scalar``.
 
-        Default: cross entropy averaged over the pixels that are not ``ignore_index``.
+        Default: cross entropy averaged over the pixels that are not ``ignore_index``;
+        any other ``config.loss`` (``"ohem"``) is an error here, not a silent cross
+        entropy: a plugin that offers it overrides this method.
         """
         import paddle.nn.functional as F
 
+        if config.loss != "ce":
+            from .errors import ConfigError
+
+            raise ConfigError(
+                f"Model.loss: {config.loss!r} is not implemented by the plugin of {self.card.name} "
+                "(its loss is ModelPlugin's cross entropy); use loss: ce"
+            )
         ignore = config.ignore_index
 
         def cross_entropy(logits, labels):

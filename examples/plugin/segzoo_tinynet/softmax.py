@@ -1,4 +1,4 @@
-"""A plugin that wraps `postprocess` for every model: scores become class probabilities."""
+"""A hook wrapper for every model: their scores become class probabilities."""
 
 import segzoo
 
@@ -8,5 +8,5 @@ class SoftmaxScores:
     def postprocess(self, model_name, config, outputs):
         import paddle.nn.functional as F
 
-        scores = yield
+        scores = yield  # what the model's own postprocess returned
         return F.softmax(scores, axis=1)
