@@ -7,17 +7,19 @@ For each model and image size, every configuration runs in its own process
 (so its peak RSS is its own), on the same images and the same seeded random
 weights (nothing is downloaded), with the same thread count:
 
-* ``segzoo-dygraph``, ``segzoo-paddle`` (Paddle Inference + oneDNN),
-  ``segzoo-onnxruntime``: ``segzoo.create_model(...).predict(path)``;
-  directory throughput with pipelining (``prefetch=2``) and without;
+* ``segzoo-default`` (``create_model`` with no ``engine=``: what users get),
+  ``segzoo-dygraph``, ``segzoo-paddle`` (Paddle Inference + oneDNN),
+  ``segzoo-onnxruntime``, ``segzoo-openvino`` and ``segzoo-openvino:bf16``:
+  ``segzoo.create_model(...).predict(path)``; directory throughput with
+  pipelining (``prefetch=2``) and without;
 * ``paddleseg``: paddleseg 2.8.0's own model, transforms and
   ``core.infer.inference`` (see ``benchmarks/peers.py``);
 * ``paddlex-default`` and ``paddlex-mkldnn``: PaddleX 3.7.2's predictor on the
   directory segzoo exported (identical weights), in its default mode and with
   ``engine_config={"run_mode": "mkldnn", "cpu_threads": N, "delete_pass":
   ["onednn_placement_pass"]}``. PaddleX lives in ``benchmarks/.venv-paddlex``
-  (created on first use: ``python -m venv --system-site-packages`` +
-  ``pip install "paddlex[cv]==3.7.2"``, see ``benchmarks/README.md``).
+  (created on first use: ``python -m venv`` + ``pip install "paddlex[cv]==3.7.2"
+  paddlepaddle==<segzoo's>``, see ``benchmarks/README.md``).
 
 Per-image latency is the median of ``--repeat`` calls after ``--warmup``, from
 the image path to the label map (read, pre-process, infer, post-process).
@@ -45,7 +47,8 @@ VENV = HERE / ".venv-paddlex"
 PADDLEX_REQUIREMENT = "paddlex[cv]==3.7.2"
 DEFAULT_MODELS = ("PP-LiteSeg-T", "SegFormer-B0", "SeaFormer_tiny", "SegFormer-B2")
 LARGE = {"SegFormer-B2", "SegFormer-B3", "SegFormer-B4", "SegFormer-B5", "OCRNet_HRNet-W48", "Deeplabv3-R101"}
-SEGZOO_ENGINES = ("dygraph", "paddle", "onnxruntime")
+#: segzoo's configurations: "default" is create_model with no engine= (what users get); ENGINE:PRECISION another precision
+SEGZOO_ENGINES = ("default", "dygraph", "paddle", "onnxruntime", "openvino", "openvino:bf16")
 
 
 def venv_python() -> Path:
@@ -61,8 +64,11 @@ def ensure_paddlex(log) -> Path:
     if ok:
         return python
     log(f"creating {VENV} and installing {PADDLEX_REQUIREMENT} (downloads from PyPI) ...")
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", PADDLEX_REQUIREMENT], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    from importlib import metadata
+
+    paddle = f"paddlepaddle=={metadata.version('paddlepaddle')}"  # the same Paddle as segzoo runs on
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", PADDLEX_REQUIREMENT, paddle], check=True)
     return python
 
 
@@ -129,8 +135,11 @@ def prepare(model: str, sizes: list, work: Path, log) -> dict:
 def configs(model: str, size, src: dict, paddlex_python, threads: int) -> list:
     out = []
     for engine in SEGZOO_ENGINES:
-        model_dir = {"dygraph": src["weights"], "paddle": src["export"], "onnxruntime": src["onnx"][size]}[engine]
-        out.append(("segzoo-" + engine, {"kind": "segzoo", "engine": engine, "model_dir": model_dir}, None))
+        name, _, precision = engine.partition(":")
+        model_dir = {"dygraph": src["weights"], "paddle": src["export"]}.get(name, src["onnx"][size])
+        spec = {"kind": "segzoo", "engine": None if name == "default" else name, "precision": precision or None,
+                "model_dir": model_dir}
+        out.append(("segzoo-" + engine, spec, None))
     out.append(("paddleseg", {"kind": "paddleseg", "weights": src["weights"], "num_classes": src["num_classes"]}, "peers"))
     if paddlex_python:
         out.append(("paddlex-default", {"kind": "paddlex", "model_dir": src["export"]}, "paddlex"))
@@ -162,6 +171,7 @@ def summarize(rows: list) -> list:
             return (min if low else max)(cands, key=lambda r: r[field])
 
         sz, px, ps = best("segzoo-"), best("paddlex-"), best("paddleseg")
+        default, bf16 = best("segzoo-default"), best("segzoo-openvino:bf16")
         szt, pxt = best("segzoo-", "throughput_ips", low=False), best("paddlex-", "throughput_ips", low=False)
         out.append({
             "model": model, "size": size,
@@ -171,6 +181,10 @@ def summarize(rows: list) -> list:
             "latency_vs_paddlex": sz and px and sz["latency_s"] / px["latency_s"],
             "latency_vs_paddleseg": sz and ps and sz["latency_s"] / ps["latency_s"],
             "throughput_vs_paddlex": szt and pxt and szt["throughput_ips"] / pxt["throughput_ips"],
+            "default_engine": default and default.get("engine_used"),
+            "default_vs_paddlex": default and px and default["latency_s"] / px["latency_s"],
+            "bf16_vs_paddlex": bf16 and px and bf16["latency_s"] / px["latency_s"],
+            "bf16_agree": bf16 and bf16.get("agree"),
         })
     return out
 
@@ -190,11 +204,14 @@ def print_table(rows: list, summary: list) -> None:
     t.align = "r"
     print(t)
     s = PrettyTable(["model", "size", "segzoo best", "segzoo ms", "PaddleX best", "PaddleX ms", "paddleseg ms",
-                     "segzoo/PaddleX", "segzoo/paddleseg", "throughput segzoo/PaddleX"])
+                     "segzoo/PaddleX", "segzoo/paddleseg", "throughput segzoo/PaddleX", "default/PaddleX",
+                     "bf16/PaddleX (agree)"])
     for x in summary:
+        agree = "" if x.get("bf16_agree") is None else f" ({100 * x['bf16_agree']:.2f} %)"
         s.add_row([x["model"], x["size"], (x["segzoo_best"] or "-").replace("segzoo-", ""), _ms(x["segzoo_best_s"]),
                    (x["paddlex_best"] or "crashed").replace("paddlex-", ""), _ms(x["paddlex_best_s"]), _ms(x["paddleseg_s"]),
-                   _ratio(x["latency_vs_paddlex"]), _ratio(x["latency_vs_paddleseg"]), _ratio(x["throughput_vs_paddlex"])])
+                   _ratio(x["latency_vs_paddlex"]), _ratio(x["latency_vs_paddleseg"]), _ratio(x["throughput_vs_paddlex"]),
+                   _ratio(x.get("default_vs_paddlex")), _ratio(x.get("bf16_vs_paddlex")) + agree])
     s.align = "r"
     print(s)
 
@@ -227,11 +244,14 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['model']} | {r['size']} | {r['config']} | {1000 * r['latency_s']:.0f} | "
                      f"{r['throughput_ips']:.2f} | {'-' if serial is None else f'{serial:.2f}'} | {r['peak_rss_mb']:.0f} |")
     lines += ["", "| model | size | segzoo best | segzoo / PaddleX best (latency) | segzoo / paddleseg (latency) | "
-              "segzoo / PaddleX (throughput) |", "|---|---|---|---:|---:|---:|"]
+              "segzoo / PaddleX (throughput) | default engine / PaddleX | OpenVINO bf16 / PaddleX (agree) |",
+              "|---|---|---|---:|---:|---:|---:|---:|"]
     for x in result["summary"]:
+        agree = "" if x.get("bf16_agree") is None else f" ({100 * x['bf16_agree']:.2f} %)"
         lines.append(f"| {x['model']} | {x['size']} | {(x['segzoo_best'] or '-').replace('segzoo-', '')} | "
                      f"{_ratio(x['latency_vs_paddlex'])} | {_ratio(x['latency_vs_paddleseg'])} | "
-                     f"{_ratio(x['throughput_vs_paddlex'])} |")
+                     f"{_ratio(x['throughput_vs_paddlex'])} | {_ratio(x.get('default_vs_paddlex'))} "
+                     f"({x.get('default_engine') or '-'}) | {_ratio(x.get('bf16_vs_paddlex'))}{agree} |")
     return "\n".join(lines)
 
 

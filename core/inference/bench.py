@@ -17,9 +17,12 @@ one engine's warm caches do not help another. A worker:
 
 The model runs with seeded random weights (nothing is downloaded) unless
 ``--model-dir`` gives weights or an export. ``dygraph`` runs the ``.pdparams``;
-``paddle`` and ``onnxruntime`` run an export of the same weights (made once,
+``paddle``, ``onnxruntime`` and ``openvino`` run an export of the same weights (made once,
 before the workers start; a model whose card says ``onnx_static_hw`` gets one
 fixed-shape export per size for ONNX Runtime, as one would deploy it).
+``ENGINE:PRECISION`` (``openvino:bf16``) runs an engine in another precision;
+the table's ``agree %`` column is each engine's share of pixels equal to the
+first engine's mask (dygraph by default), which shows what bf16 costs.
 
 ``benchmarks/run.py`` reuses :func:`run_worker` and :func:`measure` to
 compare segzoo with paddleseg and PaddleX in the same run.
@@ -39,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-DEFAULT_ENGINES = ("dygraph", "paddle", "onnxruntime")
+DEFAULT_ENGINES = ("dygraph", "paddle", "onnxruntime", "openvino", "openvino:bf16")
 DEFAULT_SIZES = ("512x512", "1024x512")
 
 
@@ -177,6 +180,8 @@ def segzoo_worker(spec: dict) -> dict:
     warnings.simplefilter("ignore")
     t0 = time.perf_counter()
     options = {"cpu_threads": spec["threads"]} if spec["engine"] != "dygraph" else None
+    if spec.get("precision") and options is not None:
+        options["precision"] = spec["precision"]
     model = segzoo.create_model(spec["model"], model_dir=spec["model_dir"], device="cpu", engine=spec["engine"],
                                 engine_options=options)
     load_s = time.perf_counter() - t0
@@ -203,7 +208,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model name (segzoo list-models)")
     p.add_argument("--model-dir", help="weights (.pdparams / a directory) or an exported directory to measure")
     p.add_argument("--engines", default=",".join(DEFAULT_ENGINES),
-                   help=f"comma-separated engines (default {','.join(DEFAULT_ENGINES)})")
+                   help=f"comma-separated engines, ENGINE:PRECISION for another precision "
+                   f"(default {','.join(DEFAULT_ENGINES)})")
     p.add_argument("--size", action="append", help="image size WxH (repeatable; default 512x512 and 1024x512)")
     p.add_argument("--repeat", type=int, default=10, help="timed predictions per engine and size (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed predictions first (default 2)")
@@ -252,10 +258,10 @@ def prepare_sources(model_name: str, engines: list, sizes: list, work: Path, mod
                 continue
             if layer is None:  # an exported directory was given: every engine runs it as it is
                 sources[(engine, size)] = str(model_dir)
-                if engine == "onnxruntime" and card.export.onnx:
+                if engine in ("onnxruntime", "openvino") and card.export.onnx:
                     cached_onnx(source.deploy)
                 continue
-            if engine == "onnxruntime" and card.export.onnx and card.export.onnx_static_hw:
+            if engine in ("onnxruntime", "openvino") and card.export.onnx and card.export.onnx_static_hw:
                 h, w = ceil_to(size[1], card.size_divisor), ceil_to(size[0], card.size_divisor)
                 target = work / f"export_{w}x{h}"
                 if not target.exists():
@@ -265,7 +271,7 @@ def prepare_sources(model_name: str, engines: list, sizes: list, work: Path, mod
                 if export_dir is None:
                     export_dir = export_model(model_name, work / "export", config=config, layer=layer)
                 sources[(engine, size)] = str(export_dir)
-            if engine == "onnxruntime" and card.export.onnx:
+            if engine in ("onnxruntime", "openvino") and card.export.onnx:
                 cached_onnx(resolve_model_dir(sources[(engine, size)]).deploy)  # convert now, not in load_s
     return sources
 
@@ -278,7 +284,7 @@ def run(args) -> int:
 
     card = get_registry().card(args.model)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
-    unknown = [e for e in engines if e not in ENGINES]
+    unknown = [e for e in engines if e.split(":")[0] not in ENGINES]
     if unknown or not engines:
         raise ConfigError(f"--engines {args.engines!r}: unknown {unknown}; choose from {', '.join(sorted(ENGINES))}")
     sizes = [parse_wh(s) for s in (args.size or DEFAULT_SIZES)]
@@ -308,19 +314,28 @@ def run(args) -> int:
 def _measure_all(card, engines, sizes, work: Path, args, threads: int) -> list:
     rows = []
     print(f"preparing {card.name} ({', '.join(engines)}) ...", file=sys.stderr)
-    sources = prepare_sources(card.name, engines, sizes, work, args.model_dir)
+    sources = prepare_sources(card.name, sorted({e.split(":")[0] for e in engines}), sizes, work, args.model_dir)
     for size in sizes:
         image = write_images(work / f"one_{size[0]}x{size[1]}", size, 1, seed=1)[0]
         images_dir = None
         if args.images:
             images_dir = str(work / f"dir_{size[0]}x{size[1]}")
             write_images(Path(images_dir), size, args.images, seed=2)
+        reference = None
         for engine in engines:
-            spec = {"kind": "segzoo", "model": card.name, "engine": engine, "model_dir": sources[(engine, size)],
-                    "image": str(image), "images_dir": images_dir, "repeat": args.repeat,
-                    "warmup": args.warmup, "threads": threads}
+            name, _, precision = engine.partition(":")
+            mask = work / f"mask_{name}_{precision or 'fp32'}_{size[0]}x{size[1]}.npy"
+            spec = {"kind": "segzoo", "model": card.name, "engine": name, "precision": precision or None,
+                    "model_dir": sources[(name, size)], "image": str(image), "images_dir": images_dir,
+                    "repeat": args.repeat, "warmup": args.warmup, "threads": threads, "mask_out": str(mask)}
             print(f"  {engine} {size[0]}x{size[1]} ...", file=sys.stderr)
             res = run_worker(spec)
+            if mask.is_file():
+                import numpy as np
+
+                got = np.load(mask)
+                reference = got if reference is None else reference
+                res["agree"] = float((got == reference).mean()) if got.shape == reference.shape else 0.0
             rows.append({"engine": engine, "size": f"{size[0]}x{size[1]}", **res})
     return rows
 
@@ -328,19 +343,22 @@ def _measure_all(card, engines, sizes, work: Path, args, threads: int) -> list:
 def _print_table(card, rows: list, args, threads: int) -> None:
     from prettytable import PrettyTable
 
-    table = PrettyTable(["engine", "size", "latency ms", "img/s pipelined", "img/s serial", "peak RSS MB", "load s"])
+    table = PrettyTable(["engine", "size", "latency ms", "img/s pipelined", "img/s serial", "peak RSS MB", "load s",
+                         "agree %"])
     for r in rows:
         if "error" in r:
-            table.add_row([r["engine"], r["size"], r["error"][:60], "-", "-", "-", "-"])
+            table.add_row([r["engine"], r["size"], r["error"][:60], "-", "-", "-", "-", "-"])
             continue
-        used = r["engine"] if r.get("engine_used") == r["engine"] else f"{r['engine']} ({r.get('engine_used')})"
+        base = r["engine"].split(":")[0]
+        used = r["engine"] if r.get("engine_used") == base else f"{r['engine']} ({r.get('engine_used')})"
+        agree = f"{100 * r['agree']:.2f}" if r.get("agree") is not None else "-"
         table.add_row([used, r["size"], f"{1000 * r['latency_s']:.1f}", _f(r.get("throughput_ips")),
-                       _f(r.get("throughput_serial_ips")), f"{r['peak_rss_mb']:.0f}", f"{r['load_s']:.1f}"])
+                       _f(r.get("throughput_serial_ips")), f"{r['peak_rss_mb']:.0f}", f"{r['load_s']:.1f}", agree])
     table.align = "r"
     print(table)
     weights = f"weights from {args.model_dir}" if args.model_dir else "random seeded weights"
     print(f"{card.name}, {threads} threads, {weights}; latency = median of {args.repeat} after {args.warmup} "
-          "warm-up (read + pre-process + infer + post-process)")
+          "warm-up (read + pre-process + infer + post-process); agree % = pixels equal to the first engine's mask")
 
 
 def _f(value) -> str:

@@ -373,6 +373,12 @@ def _make_onnx(model_name, config, source, device, options) -> Engine:
     return make_onnx_engine(model_name, config, source, device, options)
 
 
+def _make_openvino(model_name, config, source, device, options) -> Engine:
+    from .openvino import make_openvino_engine
+
+    return make_openvino_engine(model_name, config, source, device, options)
+
+
 def _make_auto(model_name, config, source, device, options) -> Engine:
     from .auto import make_auto_engine
 
@@ -396,8 +402,15 @@ register_engine(
     "onnxruntime",
     _make_onnx,
     sources=("inference", "weights", "random"),
-    options=("cpu_threads", "output_op"),
+    options=("cpu_threads", "output_op", "precision"),
     description="ONNX Runtime on a paddle2onnx conversion (cached)",
+)
+register_engine(
+    "openvino",
+    _make_openvino,
+    sources=("inference", "weights", "random"),
+    options=("cpu_threads", "output_op", "precision"),
+    description="OpenVINO on the same ONNX conversion; precision='bf16' on CPUs with bf16 support",
 )
 register_engine(
     "auto",
@@ -430,9 +443,61 @@ def engine_spec(name: str, source_kind: str) -> EngineSpec:
     return spec
 
 
-def default_engine(source_kind: str) -> str:
-    """``"paddle"`` for exported directories, ``"dygraph"`` otherwise."""
+def fallback_engine(source_kind: str) -> str:
+    """The engine that runs every model of a source: ``"paddle"`` for exported directories, else ``"dygraph"``."""
     return "paddle" if source_kind == "inference" else "dygraph"
+
+
+def default_engine(source_kind: str, model_name: Optional[str] = None, device: Optional[str] = None) -> str:
+    """The engine ``create_model`` uses when none is asked for: the fastest whose masks agree with dygraph.
+
+    A cheap rule, no probe (measured on 2 CPU cores, 512×512, see benchmarks/):
+
+    * on the CPU, ``"onnxruntime"`` when the model's card says it exports with
+      a dynamic H×W and converts to ONNX (2–3× faster than Paddle Inference
+      with oneDNN, 5–8× faster than dygraph; one conversion per model, cached;
+      a conversion that does not match Paddle falls back to ``"paddle"``);
+    * on a GPU (a paddlepaddle-gpu build with a visible GPU, or ``device="gpu..."``),
+      ``"paddle"``: Paddle Inference on CUDA;
+    * otherwise (a fixed-shape export such as MaskFormer's, whose masks would
+      change with the input size, or ONNX Runtime missing)
+      :func:`fallback_engine`: ``"paddle"`` for exported directories,
+      ``"dygraph"`` for weights.
+
+    Without ``model_name`` (or for a model held in memory) it is :func:`fallback_engine`.
+    ``$SEGZOO_ENGINE`` overrides the rule (e.g. ``dygraph`` to debug).
+    """
+    forced = os.environ.get("SEGZOO_ENGINE")
+    if forced:
+        return forced
+    if model_name is None or source_kind == "layer":
+        return fallback_engine(source_kind)
+    from ..registry import get_registry
+
+    export = get_registry().card(model_name).export
+    if not (export.static and export.dynamic_shape):
+        return fallback_engine(source_kind)
+    if _device_kind(device) == "gpu":
+        return "paddle"
+    if export.onnx and not export.onnx_static_hw and _importable("onnxruntime") and _importable("paddle2onnx"):
+        return "onnxruntime"
+    return "paddle"
+
+
+def _device_kind(device: Optional[str]) -> str:
+    from ..device import parse_device
+
+    if device is not None:
+        return parse_device(device)[0]
+    import paddle
+
+    return "gpu" if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else "cpu"
+
+
+def _importable(module: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(module) is not None
 
 
 def check_options(spec: EngineSpec, options: dict) -> dict:

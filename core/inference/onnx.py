@@ -13,7 +13,9 @@ exported PIR program. It works from every model source:
 Everything lands under ``segzoo.compat.cache_dir() / "exports"`` (set
 ``SEGZOO_HOME`` to move it), written atomically, guarded by a file lock so two
 processes do not convert the same model at once, and reused next time. The
-least recently used entries beyond :data:`CACHE_MAX_ENTRIES` are removed.
+cache is bounded: the least recently used entries beyond :data:`CACHE_MAX_ENTRIES`
+entries or :data:`CACHE_MAX_MB` megabytes (``$SEGZOO_EXPORTS_MAX_MB``) are
+removed; ``segzoo cache`` shows its size and limit.
 
 **Conversion runs in a child process.** ``paddle2onnx`` aborts the whole
 process (``SIGABRT``) on a graph it cannot convert, e.g. PP-LiteSeg's adaptive
@@ -88,8 +90,10 @@ log = logging.getLogger("segzoo")
 OPSET = 13
 #: seconds a conversion may take before it is stopped
 CONVERT_TIMEOUT = 900
-#: cache entries (exports and converted models) kept; older ones are removed
+#: cache entries (exports and converted models) kept; the least recently used beyond are removed
 CACHE_MAX_ENTRIES = 64
+#: megabytes the exports cache may hold (``$SEGZOO_EXPORTS_MAX_MB``); least recently used entries go first
+CACHE_MAX_MB = 2048
 #: ONNX Runtime sessions of per-size conversions kept in memory at once
 MAX_SESSIONS = 4
 
@@ -164,15 +168,42 @@ def _touch(path: Path) -> None:
         pass
 
 
-def prune_cache(root: Optional[Path] = None, keep: int = CACHE_MAX_ENTRIES) -> list[Path]:
-    """Remove the least recently used cache entries beyond ``keep``; return the removed paths."""
+def cache_limit_bytes() -> int:
+    """The size bound of the exports cache: ``$SEGZOO_EXPORTS_MAX_MB`` megabytes, default :data:`CACHE_MAX_MB`."""
+    raw = os.environ.get("SEGZOO_EXPORTS_MAX_MB")
+    try:
+        mb = float(raw) if raw else CACHE_MAX_MB
+    except ValueError:
+        raise ConfigError(f"SEGZOO_EXPORTS_MAX_MB={raw!r} must be a number of megabytes") from None
+    return int(mb * 1024 * 1024)
+
+
+def _entry_bytes(path: Path) -> int:
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
+def prune_cache(root: Optional[Path] = None, keep: int = CACHE_MAX_ENTRIES, max_bytes: Optional[int] = None) -> list[Path]:
+    """Remove the least recently used entries beyond ``keep`` entries or ``max_bytes`` in all; return them.
+
+    Each use of an entry refreshes its time (:func:`_touch`), so the entries
+    removed are those unused longest; the most recent one always stays, and an
+    entry another process holds locked is left alone.
+    """
     root = root or exports_cache()
     if not root.is_dir():
         return []
+    max_bytes = cache_limit_bytes() if max_bytes is None else int(max_bytes)
     entries = [p for p in root.iterdir() if not p.name.startswith(".") and not p.name.endswith(".lock")]
     entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
     removed = []
-    for path in entries[keep:]:
+    total = 0
+    for rank, path in enumerate(entries):
+        size = _entry_bytes(path)
+        total += size
+        if rank == 0 or (rank < keep and total <= max_bytes):
+            continue
         try:
             with _lock(path).acquire(timeout=0):
                 if path.is_dir():
@@ -181,8 +212,12 @@ def prune_cache(root: Optional[Path] = None, keep: int = CACHE_MAX_ENTRIES) -> l
                     path.unlink(missing_ok=True)
             Path(str(path) + ".lock").unlink(missing_ok=True)
             removed.append(path)
+            total -= size
         except Exception:  # in use by another process: leave it
             continue
+    if removed:
+        log.info("exports cache %s: removed %d least recently used entries (limits: %d entries, %.0f MB)",
+                 root, len(removed), keep, max_bytes / 1048576)
     return removed
 
 
@@ -267,6 +302,8 @@ def cached_onnx(deploy) -> Path:
             _touch(failed)
             raise ExportError(failed.read_text(encoding="utf-8").strip())
         if not target.is_file():
+            log.info("%s: converting to ONNX once for the fast engine (cached in %s) ...",
+                     deploy.model_name or deploy.model_file.parent.name, target.parent)
             try:
                 convert_to_onnx(deploy.model_file, deploy.params_file, target)
             except ExportError as exc:
@@ -316,6 +353,7 @@ class OnnxRuntimeEngine(Engine):
         device: ``"cpu"``, ``"gpu"``, ``"gpu:N"`` or ``None`` (a GPU when onnxruntime-gpu has one).
         cpu_threads: intra-op threads on the CPU (default :func:`default_cpu_threads`).
         input_hw, max_batch: as :class:`Engine` (a fixed-shape export).
+        precision: ``"fp32"`` only (ONNX Runtime's CPU kernels).
     """
 
     name = "onnxruntime"
@@ -330,7 +368,13 @@ class OnnxRuntimeEngine(Engine):
         cpu_threads: Optional[int] = None,
         input_hw: Optional[tuple[int, int]] = None,
         max_batch: Optional[int] = None,
+        precision: str = "fp32",
     ):
+        if precision != "fp32":
+            raise ConfigError(
+                f"engine_options precision {precision!r}: the onnxruntime engine runs fp32 on the CPU; "
+                "for bf16 use engine='openvino'"
+            )
         try:
             import onnxruntime  # noqa: F401
         except ImportError as exc:
@@ -398,24 +442,33 @@ class OnnxRuntimeEngine(Engine):
 def fall_back(model_name: str, config: Any, source: Any, device: Optional[str], options: dict, why: str,
               engine: Optional[str] = None, stacklevel: int = 4) -> Engine:
     """Warn once (:class:`EngineFallbackWarning`) and build ``engine`` (default: the source's default) instead."""
-    from .engines import ENGINES, default_engine
+    from .engines import ENGINES, fallback_engine
 
-    name = engine or default_engine(source.kind)
+    name = engine or fallback_engine(source.kind)
     spec = ENGINES[name]
     warnings.warn(EngineFallbackWarning(f"{model_name}: {why}; running it on the {name} engine instead"), stacklevel=stacklevel)
     kept = {k: v for k, v in options.items() if k in spec.options or k == "layer"}
     return spec.factory(model_name, config, source, device, kept)
 
 
-def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional[str], options: dict) -> Engine:
-    """``create_model(..., engine="onnxruntime")``: see the module docstring."""
+def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional[str], options: dict,
+                     engine_class: Optional[type] = None) -> Engine:
+    """``create_model(..., engine="onnxruntime")``: see the module docstring.
+
+    ``engine_class`` runs the ``.onnx`` files (default :class:`OnnxRuntimeEngine`;
+    the OpenVINO engine passes its own); it takes the same arguments, plus the
+    ``precision`` option when given.
+    """
     from ..registry import get_registry
 
+    OnnxEngine = engine_class or OnnxRuntimeEngine
     card = get_registry().card(model_name)
     output_op = options.get("output_op", "argmax")
     if output_op not in ("argmax", "none"):
         raise ConfigError(f"engine_options output_op {output_op!r}: use 'argmax' (labels) or 'none' (scores)")
     common = {"device": device, "cpu_threads": options.get("cpu_threads")}
+    if options.get("precision") is not None:
+        common["precision"] = options["precision"]
 
     def from_export(deploy, outputs: str) -> Engine:
         """ONNX Runtime on the ONNX conversion of one fixed export (Paddle Inference if it does not convert)."""
@@ -423,7 +476,7 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
             path = cached_onnx(deploy)
         except ExportError as exc:
             return fall_back(model_name, config, source, device, options, str(exc), engine="paddle", stacklevel=5)
-        return OnnxRuntimeEngine(lambda hw: path, outputs=outputs, input_hw=deploy.fixed_hw,
+        return OnnxEngine(lambda hw: path, outputs=outputs, input_hw=deploy.fixed_hw,
                                  max_batch=deploy.fixed_batch, **common)
 
     if not card.export.onnx:
@@ -457,13 +510,13 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
                 log.warning("%s: %s; inputs of %d×%d run on Paddle Inference instead", model_name, exc, hw[1], hw[0])
                 return PaddleInferenceEngine(deploy, device=device, cpu_threads=options.get("cpu_threads"))
 
-        return OnnxRuntimeEngine(per_size, per_size=True, outputs=outputs, **common)
+        return OnnxEngine(per_size, per_size=True, outputs=outputs, **common)
     deploy = cached_export(model_name, config, layer, output_op)
     try:
         path = cached_onnx(deploy)
     except ExportError as exc:
         return fall_back(model_name, config, source, device, options, str(exc), engine="paddle")
-    return OnnxRuntimeEngine(lambda hw: path, outputs=outputs, **common)
+    return OnnxEngine(lambda hw: path, outputs=outputs, **common)
 
 
 # -- the child process that converts -----------------------------------------------------------------
@@ -503,7 +556,8 @@ def validate_conversion(model_file: str, params_file: str, onnx_bytes: bytes, dy
 
     The input is the program's fixed ``H×W`` when it has one, else
     ``dynamic_hw``. Labels must agree on 99.9 % of the pixels; scores within
-    1e-3 of their range, with the same argmax on 99.9 %. (paddle2onnx turns
+    5e-3 of their range (SeaFormer_base/large's float32 attention reaches
+    1.4e-3 on random weights and inputs), with the same argmax on 99.9 %. (paddle2onnx turns
     an adaptive pooling whose input is not a multiple of its bins into a plain
     pooling that averages other windows, for instance: it converts, but the
     masks differ.)
@@ -542,7 +596,7 @@ def validate_conversion(model_file: str, params_file: str, onnx_bytes: bytes, dy
     if want.ndim == 4:
         rel = float(np.abs(got - want).max() / max(float(np.abs(want).max()), 1e-12))
         agree = float((got.argmax(1) == want.argmax(1)).mean())
-        if rel > 1e-3 or agree < 0.999:
+        if rel > 5e-3 or agree < 0.999:
             return f"it differs from Paddle at {w}×{h}: scores by {rel:.1e} of their range, argmax on {1 - agree:.2%} of the pixels"
     else:
         agree = float((got == want).mean())

@@ -32,7 +32,7 @@ def test_list_models_json_has_cards_and_config_schema(capsys):
     t = cards[1]
     assert t["figures"]["miou"] == 73.10 and t["figures"]["cpu_ms_hp"] == 235.01
     assert t["config"]["arm_out_chs"]["default"] == [32, 64, 128]
-    assert t["export"]["onnx_static_hw"] is True
+    assert t["export"]["onnx"] is True and t["export"]["onnx_static_hw"] is False  # shape-free pooling: one conversion
     assert "Cityscapes val" in t["eval_protocol"]
 
 

@@ -2,9 +2,10 @@
 
 Each model is built once with seeded moderate weights (random init makes some
 logits tiny or huge, so argmax ties would decide); its dygraph masks on a
-drawn image are the reference; the ``paddle`` and ``onnxruntime`` engines
-then run the same weights through segzoo's export cache (Paddle Inference
-with oneDNN, and a paddle2onnx conversion) and must give identical masks on
+drawn image are the reference; the ``paddle``, ``onnxruntime`` and
+``openvino`` engines then run the same weights through segzoo's export cache
+(Paddle Inference with oneDNN, and one paddle2onnx conversion that both ONNX
+Runtime and OpenVINO run, in fp32) and must give identical masks on
 at least 99.9 % of the pixels. The big models are marked slow (they still run
 in CI): one per family by default, all of them with
 ``SEGZOO_TEST_ALL_MODELS=1``. Models whose card says ``onnx=False`` must fall
@@ -48,7 +49,8 @@ def _param(name: str):
     return pytest.param(name, marks=marks)
 
 
-ENGINE_NAMES = ("paddle", "onnxruntime")
+ENGINE_NAMES = ("paddle", "onnxruntime", "openvino")
+ONNX_ENGINES = ("onnxruntime", "openvino")  # both run the cached paddle2onnx conversion
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +115,7 @@ def test_engine_masks_agree_with_dygraph(reference, engine_name):
         warnings.simplefilter("always")
         engine = ENGINES[engine_name].factory(ref.name, ref.config, source, "cpu", options)
     fallbacks = [w for w in caught if issubclass(w.category, EngineFallbackWarning)]
-    if engine_name == "onnxruntime" and not ref.card.export.onnx:
+    if engine_name in ONNX_ENGINES and not ref.card.export.onnx:
         assert engine.name == "dygraph" and len(fallbacks) == 1, "a model without ONNX must fall back, once"
         assert "ONNX is not supported" in str(fallbacks[0].message) and "dygraph engine instead" in str(fallbacks[0].message)
     else:
@@ -125,7 +127,7 @@ def test_engine_masks_agree_with_dygraph(reference, engine_name):
         return  # the fallback runs the reference's own layer
     predictor = Predictor(ref.name, ref.config, engine, source, layer=ref.layer)
     mask = predictor.predict_arrays([ref.image])[0]
-    if engine.name == "onnxruntime":  # ONNX Runtime ran it, not the per-size Paddle Inference fallback
+    if engine.name in ONNX_ENGINES:  # the ONNX model ran it, not the per-size Paddle Inference fallback
         assert engine._sessions and not any(isinstance(s, Engine) for s in engine._sessions.values())
     assert mask.shape == ref.mask.shape == ref.image.shape[:2]
     if ref.one_class:

@@ -90,33 +90,84 @@ def test_onnx_and_paddle_from_weights_share_one_cached_export(tiny, make_image, 
 
 def test_onnx_from_a_model_name_with_random_weights():
     with pytest.warns(RandomWeightsWarning):
-        model = create_model("SeaFormer_tiny", num_classes=3, engine="onnxruntime", device="cpu")
+        model = create_model("SeaFormer_tiny", num_classes=3, engine="onnxruntime", device="cpu", pretrained=False)
     assert model.engine.name == "onnxruntime"
     mask = model.predict_arrays([shapes(5, (70, 50))])[0]
     assert mask.shape == (50, 70) and mask.max() < 3
 
 
-@pytest.fixture(scope="module")
-def liteseg(tmp_path_factory):
-    """PP-LiteSeg-T (3 classes, seeded moderate weights) and a dynamic-shape export of it."""
+FIXED_POOL = "InferTestFixedPooling"
+
+
+def _build_fixed_pooling(config):
+    """PP-LiteSeg-T with paddleseg's own ``nn.AdaptiveAvgPool2D`` put back (what a PaddleX export holds)."""
     import paddle
+
+    from segzoo_plugins.ppliteseg.pooling import shape_free_pool_class
+
+    layer = segzoo.get_registry().build_model("PP-LiteSeg-T", config)
+    cls = shape_free_pool_class()
+    for _name, parent in layer.named_sublayers(include_self=True):
+        for key, child in list(parent._sub_layers.items()):
+            if isinstance(child, cls):
+                parent._sub_layers[key] = paddle.nn.AdaptiveAvgPool2D(child.bins)
+    return layer
+
+
+@pytest.fixture(scope="module")
+def fixed_pooling(tmp_path_factory):
+    """A model whose ONNX conversion needs a fixed H×W (card ``onnx_static_hw``), seeded, and a dynamic export of it."""
+    import paddle
+
+    lite = segzoo.get_registry().card("PP-LiteSeg-T")
+    card = ModelCard(
+        name=FIXED_POOL, family="inference-tests", dataset="none", num_classes=3, size_divisor=32,
+        export=segzoo.ExportSupport(onnx_static_hw=True, note="adaptive pooling with fixed kernels"),
+        config_class=lite.config_class,
+    )
+    name = _register(ModelPlugin(card, build=_build_fixed_pooling))
+    registry = segzoo.get_registry()
+    config = registry.config(name, num_classes=3)
+    paddle.seed(0)
+    layer = registry.build_model(name, config)
+    moderate_weights(layer, seed=0, scale=2.0)
+    layer.eval()
+    export = export_model(name, tmp_path_factory.mktemp("fixed") / "exp", config=config, layer=layer)
+    yield config, layer, export
+    registry.unregister(name)
+
+
+def test_pp_liteseg_converts_once_for_every_input_size(tmp_path):
+    """The default engine runs five image sizes in a row on ONNX Runtime after one export and one conversion."""
+    import paddle
+
+    from segzoo.weights import save_weights
 
     registry = segzoo.get_registry()
     config = registry.config("PP-LiteSeg-T", num_classes=3)
-    paddle.seed(0)
+    paddle.seed(1)
     layer = registry.build_model("PP-LiteSeg-T", config)
-    moderate_weights(layer, seed=0, scale=2.0)
+    moderate_weights(layer, seed=1, scale=2.0)
     layer.eval()
-    export = export_model("PP-LiteSeg-T", tmp_path_factory.mktemp("lite") / "exp", config=config, layer=layer)
-    return config, layer, export
-
-
-def test_static_hw_model_converts_per_size_and_checks_each_conversion(liteseg, caplog):
-    config, layer, _ = liteseg
+    weights = save_weights(layer, tmp_path / "model.pdparams")
     dygraph = Predictor.from_model("PP-LiteSeg-T", config, layer)
+    before = set(exports_cache().glob("*.onnx")) if exports_cache().is_dir() else set()
+    model = create_model("PP-LiteSeg-T", model_dir=weights, device="cpu")  # no engine=: the default
+    assert model.engine.name == "onnxruntime"
+    for i, size in enumerate(((250, 120), (83, 61), (480, 360), (333, 222), (97, 129))):
+        image = shapes(20 + i, size)
+        assert _agree(model.predict_arrays([image])[0], dygraph.predict_arrays([image])[0]) >= 0.999, size
+    assert list(model.engine._sessions) == [None]  # one session takes every size
+    converted = set(exports_cache().glob("*.onnx")) - before
+    assert len(converted) == 1, converted
+
+
+def test_static_hw_model_converts_per_size_and_checks_each_conversion(fixed_pooling, caplog):
+    config, layer, _ = fixed_pooling
+    dygraph = Predictor.from_model(FIXED_POOL, config, layer)
     source = ModelSource("weights")
-    engine = onnx_mod.make_onnx_engine("PP-LiteSeg-T", config, source, "cpu", {"layer": layer})
-    model = Predictor("PP-LiteSeg-T", config, engine, source, layer=layer)
+    engine = onnx_mod.make_onnx_engine(FIXED_POOL, config, source, "cpu", {"layer": layer})
+    model = Predictor(FIXED_POOL, config, engine, source, layer=layer)
     # 250×120 and 128×128 pad to multiples of 128: ONNX Runtime runs them
     for size in ((250, 120), (128, 128)):
         image = shapes(7, size)
@@ -133,16 +184,16 @@ def test_static_hw_model_converts_per_size_and_checks_each_conversion(liteseg, c
     assert len(list(exports_cache().glob("*.onnx.failed"))) == 1  # remembered: not converted again
 
 
-def test_static_hw_export_with_a_dynamic_shape_falls_back_to_paddle(liteseg):
-    _, _, export = liteseg
+def test_static_hw_export_with_a_dynamic_shape_falls_back_to_paddle(fixed_pooling):
+    _, _, export = fixed_pooling
     with pytest.warns(EngineFallbackWarning, match=r"dynamic H×W.*--input-shape -1,3,H,W.*paddle engine instead"):
-        model = create_model("PP-LiteSeg-T", model_dir=export, engine="onnxruntime")
+        model = create_model(FIXED_POOL, model_dir=export, engine="onnxruntime")
     assert model.engine.name == "paddle"
     assert model.predict_arrays([shapes(9, (60, 40))])[0].shape == (40, 60)
 
 
-def test_a_conversion_paddle2onnx_aborts_on_is_an_error_not_a_crash(liteseg, tmp_path):
-    _, _, export = liteseg
+def test_a_conversion_paddle2onnx_aborts_on_is_an_error_not_a_crash(fixed_pooling, tmp_path):
+    _, _, export = fixed_pooling
     with pytest.raises(ExportError, match=r"not usable: .*Adaptive only support static input shape"):
         onnx_mod.convert_to_onnx(export / "inference.json", export / "inference.pdiparams", tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists() and not list(tmp_path.iterdir())
@@ -166,7 +217,7 @@ def no_onnx_model():
 def test_a_card_without_onnx_falls_back_to_the_default_engine_with_one_warning(no_onnx_model):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = create_model(no_onnx_model, engine="onnxruntime", device="cpu")
+        model = create_model(no_onnx_model, engine="onnxruntime", device="cpu", pretrained=False)
     fallbacks = [str(w.message) for w in caught if issubclass(w.category, EngineFallbackWarning)]
     assert fallbacks == [
         "InferTestNoOnnx: ONNX is not supported (the test network has no ONNX form); "
@@ -187,7 +238,7 @@ def test_device_and_option_errors_name_the_fix(tiny):
 
 # -- engine="auto" -------------------------------------------------------------------------------------
 def test_auto_probes_once_per_machine_and_keeps_the_fastest(point_model, monkeypatch):
-    model = _quiet(create_model, point_model, engine="auto", device="cpu")
+    model = _quiet(create_model, point_model, engine="auto", device="cpu", pretrained=False)
     data = json.loads(auto_mod.probes_file().read_text())
     (key, entry), = [(k, v) for k, v in data.items() if k.startswith(point_model + "|")]
     seconds = entry["seconds"]
@@ -203,16 +254,16 @@ def test_auto_probes_once_per_machine_and_keeps_the_fastest(point_model, monkeyp
         raise AssertionError("the stored verdict should have been used")
 
     monkeypatch.setattr(auto_mod, "time_engine", no_probe)
-    again = _quiet(create_model, point_model, engine="auto", device="cpu")
+    again = _quiet(create_model, point_model, engine="auto", device="cpu", pretrained=False)
     assert again.engine.name == entry["engine"]
     # another thread count is another machine setting: it probes again
     with pytest.raises(AssertionError, match="stored verdict"):
-        _quiet(create_model, point_model, engine="auto", device="cpu", engine_options={"cpu_threads": 1})
+        _quiet(create_model, point_model, engine="auto", device="cpu", pretrained=False, engine_options={"cpu_threads": 1})
     monkeypatch.undo()
     calls = []
     real = auto_mod.time_engine
     monkeypatch.setattr(auto_mod, "time_engine", lambda e, b: calls.append(e.name) or real(e, b))
-    _quiet(create_model, point_model, engine="auto", device="cpu", engine_options={"reprobe": True, "candidates": ["dygraph", "onnxruntime"]})
+    _quiet(create_model, point_model, engine="auto", device="cpu", pretrained=False, engine_options={"reprobe": True, "candidates": ["dygraph", "onnxruntime"]})
     assert calls == ["dygraph", "onnxruntime"]  # the candidates given, in their order
 
 
@@ -293,7 +344,7 @@ def test_pipelining_overlaps_preparation_with_inference(tmp_path):
                      config_class=PointConfig)
     name = _register(_SlowPrepPlugin(card, build=_build_point))
     try:
-        model = _quiet(create_model, name, device="cpu")
+        model = _quiet(create_model, name, device="cpu", pretrained=False)
         model.engine = _SlowEngine(model.engine)
         for i in range(8):
             write_image(tmp_path / f"{i}.png", shapes(i, (32, 32)))
@@ -333,7 +384,7 @@ def test_benchmark_command_user_errors_are_one_line():
     proc = _segzoo("benchmark", "--model", "SeaFormer_tiny", "--engines", "tensorflow")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        "segzoo benchmark: error: --engines 'tensorflow': unknown ['tensorflow']; choose from auto, dygraph, onnxruntime, paddle"
+        "segzoo benchmark: error: --engines 'tensorflow': unknown ['tensorflow']; choose from auto, dygraph, onnxruntime, openvino, paddle"
     ]
     proc = _segzoo("benchmark", "--model", "SeaFormer_tiny", "--size", "12")
     assert proc.returncode == 2 and "--size '12': give WxH" in proc.stderr and "Traceback" not in proc.stderr

