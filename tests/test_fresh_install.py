@@ -46,6 +46,9 @@ SEGZOO_MODULES = [
     "segzoo.training.distributed",
     "segzoo.inference.export",
     "segzoo.inference.onnx",
+    "segzoo.inference.openvino",
+    "segzoo.official",
+    "segzoo.download",
     "segzoo.inference.engines",
     "segzoo.inference.inputs",
     "segzoo.inference.predictor",
@@ -56,7 +59,7 @@ SEGZOO_MODULES = [
 ]
 
 #: third-party modules imported lazily inside functions on those paths
-LAZY_THIRD_PARTY = ["paddle2onnx", "onnxruntime", "pypdfium2", "httpx", "uvicorn", "fastapi", "python_multipart",
+LAZY_THIRD_PARTY = ["paddle2onnx", "onnxruntime", "openvino", "pypdfium2", "httpx", "uvicorn", "fastapi", "python_multipart",
                     "matplotlib", "prettytable", "tqdm", "filelock", "scipy.optimize", "sklearn.metrics",
                     "PIL.Image", "cv2", "yaml"]
 
