@@ -59,7 +59,7 @@ def ensure_paddlex(log) -> Path:
     """PaddleX's virtual environment (created and installed on first use); its interpreter."""
     python = venv_python()
     ok = python.exists() and subprocess.run(
-        [str(python), "-c", "import paddlex"], capture_output=True, env={**os.environ, "PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK": "True"}
+        [str(python), "-c", "import paddlex, segzoo.inference.bench"], capture_output=True, env={**os.environ, "PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK": "True"}
     ).returncode == 0
     if ok:
         return python
@@ -68,7 +68,9 @@ def ensure_paddlex(log) -> Path:
     from importlib import metadata
 
     paddle = f"paddlepaddle=={metadata.version('paddlepaddle')}"  # the same Paddle as segzoo runs on
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", PADDLEX_REQUIREMENT, paddle], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", PADDLEX_REQUIREMENT, paddle, "pluggy"], check=True)
+    # the peer workers time with segzoo.inference.bench's helpers: segzoo itself, without its engines
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "-e", str(HERE.parent)], check=True)
     return python
 
 
