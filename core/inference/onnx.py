@@ -370,16 +370,8 @@ class OnnxRuntimeEngine(Engine):
         max_batch: Optional[int] = None,
         precision: str = "fp32",
     ):
-        if precision != "fp32":
-            raise ConfigError(
-                f"engine_options precision {precision!r}: the onnxruntime engine runs fp32 on the CPU; "
-                "for bf16 use engine='openvino'"
-            )
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError as exc:
-            raise DependencyError(f"onnxruntime is not importable ({exc}); pip install onnxruntime") from exc
-        self.providers, self.device_kind = onnx_providers(device)
+        self.precision = precision
+        self._check_runtime(device)
         self.cpu_threads = int(cpu_threads or default_cpu_threads())
         self.model_for = model_for
         self.per_size = bool(per_size)
@@ -390,6 +382,19 @@ class OnnxRuntimeEngine(Engine):
         self._lock = threading.Lock()
         if not self.per_size:
             self._session(None)  # load now: errors show at create_model(), not at the first image
+
+    def _check_runtime(self, device: Optional[str]) -> None:
+        """Check the precision and the runtime, and pick the providers (subclasses run other runtimes)."""
+        if self.precision != "fp32":
+            raise ConfigError(
+                f"engine_options precision {self.precision!r}: the onnxruntime engine runs fp32 on the CPU; "
+                "for bf16 use engine='openvino'"
+            )
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError as exc:
+            raise DependencyError(f"onnxruntime is not importable ({exc}); pip install onnxruntime") from exc
+        self.providers, self.device_kind = onnx_providers(device)
 
     def _session(self, hw: Optional[tuple[int, int]]):
         key = hw if self.per_size else None

@@ -15,13 +15,14 @@ pixel agreement, and the default stays ``"fp32"``.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from ..errors import ConfigError, DependencyError, WeightsError
-from .engines import Engine, default_cpu_threads
+from .engines import Engine
 from .onnx import OnnxRuntimeEngine, make_onnx_engine
 
 #: precision option -> OpenVINO's INFERENCE_PRECISION_HINT
@@ -63,25 +64,15 @@ class OpenVinoEngine(OnnxRuntimeEngine):
 
     name = "openvino"
 
-    def __init__(
-        self,
-        model_for: Callable[[Optional[tuple[int, int]]], Path],
-        *,
-        per_size: bool = False,
-        outputs: str = "labels",
-        device: Optional[str] = None,
-        cpu_threads: Optional[int] = None,
-        input_hw: Optional[tuple[int, int]] = None,
-        max_batch: Optional[int] = None,
-        precision: str = "fp32",
-    ):
-        import threading
-        from collections import OrderedDict
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._lock = threading.RLock()  # run() holds it around the session lookup and the infer request
 
+    def _check_runtime(self, device: Optional[str]) -> None:
         from ..device import parse_device
 
-        if precision not in PRECISIONS:
-            raise ConfigError(f"engine_options precision {precision!r}: the openvino engine takes 'fp32' or 'bf16'")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"engine_options precision {self.precision!r}: the openvino engine takes 'fp32' or 'bf16'")
         kind = parse_device(device)[0] if device is not None else "cpu"
         if kind != "cpu":
             raise ConfigError(f"device {device!r}: segzoo runs the openvino engine on the CPU only")
@@ -90,17 +81,6 @@ class OpenVinoEngine(OnnxRuntimeEngine):
         except ImportError as exc:
             raise DependencyError(f"openvino is not importable ({exc}); install it with `pip install openvino`") from exc
         self.device_kind = "cpu"
-        self.precision = precision
-        self.cpu_threads = int(cpu_threads or default_cpu_threads())
-        self.model_for = model_for
-        self.per_size = bool(per_size)
-        self.outputs = outputs
-        self.input_hw = input_hw
-        self.max_batch = max_batch
-        self._sessions: "OrderedDict[Any, Any]" = OrderedDict()
-        self._lock = threading.RLock()  # run() holds it around the session lookup and the infer request
-        if not self.per_size:
-            self._session(None)
 
     def _load(self, path: Path):
         import openvino as ov
