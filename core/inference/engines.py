@@ -477,21 +477,13 @@ def default_engine(source_kind: str, model_name: Optional[str] = None, device: O
     export = get_registry().card(model_name).export
     if not (export.static and export.dynamic_shape):
         return fallback_engine(source_kind)
-    if _device_kind(device) == "gpu":
+    from ..device import parse_device
+
+    if parse_device(device)[0] == "gpu":  # None: a GPU when this paddle build sees one
         return "paddle"
     if export.onnx and not export.onnx_static_hw and _importable("onnxruntime") and _importable("paddle2onnx"):
         return "onnxruntime"
     return "paddle"
-
-
-def _device_kind(device: Optional[str]) -> str:
-    from ..device import parse_device
-
-    if device is not None:
-        return parse_device(device)[0]
-    import paddle
-
-    return "gpu" if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else "cpu"
 
 
 def _importable(module: str) -> bool:
