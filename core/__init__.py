@@ -35,7 +35,7 @@ from .registry import (
     reset_registry,
 )
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "ConfigError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any, Callable, Mapping
 
 
@@ -25,3 +26,27 @@ def lazy_exports(package: str, namespace: dict, exports: Mapping[str, str]) -> t
         return sorted(set(namespace) | set(exports))
 
     return __getattr__, __dir__
+
+
+def moved_names(module: str, moves: Mapping[str, str]) -> Callable:
+    """A module ``__getattr__`` that keeps names which moved elsewhere working, with a warning.
+
+    ``moves`` maps an old public name of ``module`` to the absolute module that now
+    owns it (``{"run_config": "segzoo.modes"}``). The new home is imported on first
+    use only, so an alias never creates an import-time circle, and the
+    ``DeprecationWarning`` tells the caller where to import the name from.
+    """
+
+    def __getattr__(name: str) -> Any:
+        target = moves.get(name)
+        if target is None:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        warnings.warn(
+            f"{module}.{name} moved to {target}.{name}; import it from there "
+            f"(the old name keeps working for now)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(target), name)
+
+    return __getattr__

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from .deps import missing_module_error
 from .errors import DependencyError
+from .paths import cache_dir
 
 PADDLESEG_VERSION = "2.8.0"
 
@@ -52,14 +53,6 @@ _INSTALL_HINT = (
 ORIGINALS: dict = {}
 
 _applied = False
-
-
-def cache_dir() -> Path:
-    """segzoo's cache directory: ``$SEGZOO_HOME`` or ``~/.cache/segzoo``."""
-    root = os.environ.get("SEGZOO_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "segzoo"
-    )
-    return Path(root)
 
 
 def _quiet_home_writes() -> None:

@@ -81,7 +81,7 @@ def add_arguments_cache(p: argparse.ArgumentParser) -> None:
 
 
 def run_cache(args) -> int:
-    from .compat import cache_dir
+    from .paths import cache_dir
     from .download import human_size
     from .official import cache_entries, clear
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import unquote, urlsplit
 
-from .compat import cache_dir
+from .paths import cache_dir
 from .download import OFFLINE_ENV, fetch_file, fetch_tree, offline
 from .errors import ConfigError, DownloadError, WeightsError, suggest
 

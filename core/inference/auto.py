@@ -49,7 +49,7 @@ PROBE_REPEAT = 3
 
 def probes_file():
     """Where probe verdicts are kept: ``cache_dir() / "auto" / "probes.json"``."""
-    from ..compat import cache_dir
+    from ..paths import cache_dir
 
     return cache_dir() / "auto" / "probes.json"
 
@@ -82,7 +82,7 @@ def machine_key(device_kind: str, threads: int) -> dict:
     """What the probe's verdict depends on besides the model."""
     from importlib import metadata
 
-    from .. import __version__
+    from .._version import __version__
 
     versions = {"segzoo": __version__}
     for dist in ("paddlepaddle", "paddlepaddle-gpu", "onnxruntime", "onnxruntime-gpu", "paddle2onnx"):

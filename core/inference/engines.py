@@ -246,7 +246,7 @@ class PaddleInferenceEngine(Engine):
                 f"tensorrt=True needs a paddlepaddle-gpu build with TensorRT support ({exc}); "
                 "install it and TensorRT, or leave tensorrt off"
             ) from exc
-        from ..compat import cache_dir
+        from ..paths import cache_dir
         from .onnx import _lock, file_digest
 
         key = file_digest(self.deploy.model_file, self.deploy.params_file)[:24]

@@ -83,7 +83,7 @@ def _input_shape(card, input_shape: Optional[Sequence]) -> list:
 
 def deploy_yml(model_name: str, config: Any, input_shape: list, output_op: str) -> dict:
     """The ``inference.yml`` content (PaddleSeg's ``export.py`` keys, plus ``segzoo:``)."""
-    from .. import __version__
+    from .._version import __version__
 
     return {
         "Global": {"model_name": model_name},

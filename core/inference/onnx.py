@@ -10,7 +10,7 @@ exported PIR program. It works from every model source:
   network is exported first (:func:`cached_export`, keyed by a hash of the
   weights and the config), then converted.
 
-Everything lands under ``segzoo.compat.cache_dir() / "exports"`` (set
+Everything lands under ``segzoo.paths.cache_dir() / "exports"`` (set
 ``SEGZOO_HOME`` to move it), written atomically, guarded by a file lock so two
 processes do not convert the same model at once, and reused next time. The
 cache is bounded: the least recently used entries beyond :data:`CACHE_MAX_ENTRIES`
@@ -105,7 +105,7 @@ class EngineFallbackWarning(UserWarning):
 # -- the cache -------------------------------------------------------------------------------------
 def exports_cache() -> Path:
     """Where exports and ONNX conversions are cached: ``cache_dir() / "exports"``."""
-    from ..compat import cache_dir
+    from ..paths import cache_dir
 
     return cache_dir() / "exports"
 
@@ -113,7 +113,7 @@ def exports_cache() -> Path:
 def _versions() -> dict:
     from importlib import metadata
 
-    from .. import __version__
+    from .._version import __version__
 
     out = {"segzoo": __version__}
     for dist in ("paddlepaddle", "paddlepaddle-gpu", "paddle2onnx"):

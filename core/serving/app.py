@@ -476,7 +476,7 @@ def _render(labels, log_id: str, png: bool, visualize: bool) -> bytes:
 
 
 def _version() -> str:
-    from .. import __version__
+    from .._version import __version__
 
     return __version__
 

@@ -19,7 +19,7 @@ __all__ = ["confusion_matrix_png", "curves_png"]
 
 
 def _pyplot():
-    from ..compat import cache_dir
+    from ..paths import cache_dir
 
     os.environ.setdefault("MPLCONFIGDIR", str(cache_dir() / "matplotlib"))
     import matplotlib
