@@ -2,7 +2,7 @@
 
 The peer is the same paddleseg 2.8.0 network with paddleseg's original
 ``avg_max_reduce_channel_helper`` put back (channel max through ``paddle.max``,
-whose backward is slow on the CPU); segzoo's is the one ``segzoo.compat``
+whose backward is slow on the CPU); segzoo's is the one ``segzoo_plugins.paddleseg_compat``
 installs (``paddle.topk`` when a gradient flows). Both run in this process on
 the same weights and batch, alternating round by round, so a change in the
 machine's load hits both alike. Prints the median step time of each and the
@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import paddle
 
-    from segzoo import compat
+    from segzoo_plugins import paddleseg_compat as compat
     from segzoo.models import build_model
     from segzoo.registry import get_registry
 

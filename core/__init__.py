@@ -10,7 +10,9 @@ is built or run.
 
 from __future__ import annotations
 
+from ._lazy import lazy_exports
 from .card import ExportSupport, Figures, ModelCard, ModelConfig, OfficialWeights
+from .deps import missing_module_error
 from .errors import (
     ConfigError,
     DatasetError,
@@ -25,6 +27,7 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .models import build_model
+from .paths import cache_dir
 from .plugin import ModelPlugin
 from .registry import (
     Registry,
@@ -56,20 +59,17 @@ __all__ = [
     "UnknownModelError",
     "WeightsError",
     "build_model",
+    "cache_dir",
     "create_model",
     "get_model_card",
     "get_registry",
     "hookimpl",
     "list_models",
+    "missing_module_error",
     "register_plugin",
     "reset_registry",
 ]
 
 
-def __getattr__(name: str):
-    # create_model lives with the predictor; importing it stays cheap (no paddle), but not free
-    if name == "create_model":
-        from .inference.predictor import create_model
-
-        return create_model
-    raise AttributeError(f"module 'segzoo' has no attribute {name!r}")
+# create_model lives with inference; importing it stays cheap (no paddle), but not free: on first use
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {"create_model": ".inference"})

@@ -11,11 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 
 #: ``ModelCard.input_size`` of a card that does not set it
 DEFAULT_INPUT_SIZE = (512, 512)
+
+#: config fields whose every value must be > 0, and the message when one is not
+_POSITIVE = {"std": "every std must be > 0", "crop_size": "crop sides must be > 0"}
 
 
 class Figures(BaseModel):
@@ -133,18 +136,11 @@ class ModelConfig(BaseModel):
             namespace[key] = FieldInfo.merge_field_infos(cls.model_fields[key], default=value)
         return type(name, (cls,), namespace)
 
-    @field_validator("std")
+    @field_validator(*_POSITIVE)
     @classmethod
-    def _std_positive(cls, v):
+    def _all_positive(cls, v, info: ValidationInfo):
         if any(s <= 0 for s in v):
-            raise ValueError("every std must be > 0")
-        return v
-
-    @field_validator("crop_size")
-    @classmethod
-    def _crop_positive(cls, v):
-        if any(s <= 0 for s in v):
-            raise ValueError("crop sides must be > 0")
+            raise ValueError(_POSITIVE[info.field_name])
         return v
 
     @field_validator("pretrained")
@@ -202,7 +198,12 @@ class ModelCard(BaseModel):
         return text + (" (segzoo's default; the card does not set input_size)" if self.input_size_is_default else "")
 
     def default_config(self, **overrides) -> ModelConfig:
-        """The model's validated config with ``overrides`` applied."""
+        """The model's validated config with ``overrides`` applied (pydantic's errors as they come).
+
+        The one place that puts the card's defaults under a config; everyone else
+        asks :meth:`segzoo.Registry.config` (``segzoo.get_registry().config(name, ...)``),
+        which calls this and turns a bad value into a ``ConfigError`` naming the field.
+        """
         base = {"num_classes": self.num_classes}
         base.update(overrides)
         return self.config_class(**base)

@@ -5,7 +5,8 @@ Subcommands live beside the code they drive; each is a module with
 at module level, so ``segzoo list-models`` never imports paddle.
 
 User errors (:class:`segzoo.SegzooError`) print one line on stderr and exit
-with status 2; anything else is a bug and keeps its traceback.
+with status 2; anything else is a bug and keeps its traceback
+(:func:`segzoo.cliopts.run_command`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ import sys
 import warnings
 from typing import Optional, Sequence
 
-from .errors import SegzooError
+from ._version import __version__
+from .cliopts import add_config_option, add_override_option, run_command
+from .modes import run_from_top_level
+from .official import cache_status  # no paddle, no network: looks at the cache folders only
+from .registry import BLOCK_ENV, blocked_names, get_registry
 
 # name -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -42,18 +47,15 @@ def _command_module(name: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ._version import __version__
-
     parser = argparse.ArgumentParser(
         prog="segzoo",
         description="A plugin-based semantic-segmentation model zoo on PaddlePaddle.",
     )
     parser.add_argument("--version", action="version", version=f"segzoo {__version__}")
     # PaddleX's form: `segzoo -c cfg.yaml -o Global.mode=train -o Train.epochs_iters=10`
-    parser.add_argument("-c", "--config", dest="top_config", metavar="CFG.yaml",
-                        help="run the Global.mode of this config (check_dataset | train | evaluate | export | predict)")
-    parser.add_argument("-o", "--override", dest="top_overrides", action="append", default=[],
-                        metavar="Section.key=value", help="with -c: override one key (repeatable)")
+    add_config_option(parser, "run the Global.mode of this config (check_dataset | train | evaluate | export | predict)",
+                      dest="top_config")
+    add_override_option(parser, "with -c: override one key (repeatable)", dest="top_overrides")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -71,8 +73,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command and args.top_config:
-        from .training.commands import run_from_top_level as runner
-
+        runner = run_from_top_level
         name = "-c"
     elif not args.command:
         if args.top_overrides:
@@ -83,17 +84,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         module = _command_module(args.command)
         runner = getattr(module, "run_" + args.command.replace("-", "_"), None) or module.run
         name = args.command
-    try:
-        return int(runner(args) or 0)
-    except SegzooError as exc:
-        print(f"segzoo {name}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("segzoo: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # `segzoo list-models | head`
-        sys.stderr.close()
-        return 0
+        config_form = getattr(module, "config_form", None)  # `segzoo predict|export -c CFG.yaml`
+        if config_form is not None and getattr(args, "config_file", None):
+            runner = _config_form_runner(config_form)
+    return run_command(name, runner, args)
+
+
+def _config_form_runner(config_form):
+    """A runner for a command's PaddleX form: its ``config_form(args)`` gives the ``-o`` items, segzoo.modes runs them."""
+
+    def run(args) -> int:
+        overrides = config_form(args)
+        return run_from_top_level(argparse.Namespace(top_config=args.config_file, top_overrides=overrides))
+
+    return run
 
 
 # -- list-models ----------------------------------------------------------------------------
@@ -110,13 +114,9 @@ def _fmt(value, digits=2) -> str:
 
 
 def run_list_models(args) -> int:
-    from .registry import get_registry
-
     cards = get_registry().cards(args.pattern)
     if args.family:
         cards = [c for c in cards if c.family == args.family]
-    from .official import cache_status  # no paddle, no network: looks at the cache folders only
-
     cached = {c.name: cache_status(c.name) for c in cards}
     if args.json:
         print(json.dumps([{**card_to_dict(c), "cached": cached[c.name]} for c in cards], indent=2, ensure_ascii=False))
@@ -159,9 +159,8 @@ def add_arguments_info(p: argparse.ArgumentParser) -> None:
 
 
 def run_info(args) -> int:
-    from .registry import get_registry
-
-    card = get_registry().card(args.model)
+    registry = get_registry()
+    card = registry.card(args.model)
     report = _export_report(card.name) if args.check else None
     if args.json:
         data = card_to_dict(card)
@@ -187,8 +186,9 @@ def run_info(args) -> int:
         for r in report:
             print(f"    checked here, {r.check}: {r.status}" + (f": {r.detail}" if r.detail else ""))
     print(f"  config ({card.config_class.__name__}):")
+    defaults = registry.config(card.name).model_dump()
     for key, field in card.config_class.model_fields.items():
-        default = card.default_config().model_dump().get(key)
+        default = defaults.get(key)
         desc = f"  # {field.description}" if field.description else ""
         print(f"    {key}: {default!r}{desc}")
     return 1 if report and any(r.status == "failed" for r in report) else 0
@@ -213,8 +213,6 @@ def add_arguments_plugins(p: argparse.ArgumentParser) -> None:
 
 
 def run_plugins(args) -> int:
-    from .registry import BLOCK_ENV, blocked_names, get_registry
-
     infos = get_registry().plugins()
     if args.json:
         print(json.dumps([info.__dict__ for info in infos], indent=2))

@@ -1,8 +1,17 @@
-"""The command-line options that several commands share, defined once: ``-c CFG.yaml`` and ``-o Section.key=value``."""
+"""What the commands share, defined once: the ``-c CFG.yaml`` / ``-o Section.key=value`` options and running one.
+
+:func:`run_command` is how a command runs: a user error
+(:class:`segzoo.SegzooError`) prints one line on stderr and exits with its
+status (2); anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Any, Callable
+
+from .errors import SegzooError
 
 CONFIG_METAVAR = "CFG.yaml"
 OVERRIDE_METAVAR = "Section.key=value"
@@ -16,3 +25,18 @@ def add_config_option(p: argparse.ArgumentParser, help: str, dest: str = "config
 def add_override_option(p: argparse.ArgumentParser, help: str, dest: str = "overrides") -> None:
     """``-o/--override Section.key=value``, repeatable: one config key each."""
     p.add_argument("-o", "--override", dest=dest, action="append", default=[], metavar=OVERRIDE_METAVAR, help=help)
+
+
+def run_command(name: str, runner: Callable[[Any], Any], args: Any) -> int:
+    """``runner(args)`` as ``segzoo NAME``: its exit status, a user error as one line ``segzoo NAME: error: ...``."""
+    try:
+        return int(runner(args) or 0)
+    except SegzooError as exc:
+        print(f"segzoo {name}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("segzoo: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `segzoo list-models | head`
+        sys.stderr.close()
+        return 0

@@ -9,13 +9,16 @@ import argparse
 import json
 from pathlib import Path
 
+from . import official
+from .download import human_size
 from .errors import ConfigError
+from .official import DATASETS, cache_entries, clear
+from .paths import cache_dir
+from .registry import get_registry
 
 
 # -- download ---------------------------------------------------------------------------------------
 def add_arguments_download(p: argparse.ArgumentParser) -> None:
-    from .official import DATASETS
-
     p.description = (
         "Download PaddleX's official models into segzoo's cache (SEGZOO_HOME, default ~/.cache/segzoo), "
         "for machines that go offline later (SEGZOO_OFFLINE=1), or the demo datasets of PaddleX's tutorial. "
@@ -32,9 +35,6 @@ def add_arguments_download(p: argparse.ArgumentParser) -> None:
 
 
 def run_download(args) -> int:
-    from . import official
-    from .registry import get_registry
-
     registry = get_registry()
     names = list(args.models)
     if args.all:
@@ -81,10 +81,6 @@ def add_arguments_cache(p: argparse.ArgumentParser) -> None:
 
 
 def run_cache(args) -> int:
-    from .paths import cache_dir
-    from .download import human_size
-    from .official import cache_entries, clear
-
     if args.action == "clear":
         names = list(args.names)
         if args.all:
@@ -130,8 +126,8 @@ def run_cache(args) -> int:
 
 
 def _exports_summary() -> dict:
-    """The exports cache's size and bounds, without importing paddle (``segzoo.inference.onnx`` imports numpy only)."""
-    from .inference.onnx import CACHE_MAX_ENTRIES, _entry_bytes, cache_limit_bytes, exports_cache
+    """The exports cache's size and bounds, without importing paddle (``segzoo.inference.export_cache`` imports numpy only)."""
+    from .inference.export_cache import CACHE_MAX_ENTRIES, _entry_bytes, cache_limit_bytes, exports_cache
 
     root = exports_cache()
     items = [p for p in root.iterdir() if not p.name.startswith(".") and not p.name.endswith(".lock")] if root.is_dir() else []

@@ -38,7 +38,16 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from .card import ModelCard, ModelConfig
+from .errors import ConfigError, PluginError
 from .hookspecs import hookimpl
+
+
+def normalize_image(image: np.ndarray, mean, std) -> np.ndarray:
+    """BGR ``uint8`` H×W×3 → RGB, ``(x/255 - mean) / std``, ``float32`` 3×H×W (PaddleX's ``Normalize``)."""
+    rgb = image[:, :, ::-1].astype(np.float32) * (1.0 / 255.0)
+    mean = np.asarray(mean, np.float32)
+    std = np.asarray(std, np.float32)
+    return np.ascontiguousarray(((rgb - mean) / std).transpose(2, 0, 1))
 
 
 class ModelPlugin:
@@ -89,8 +98,6 @@ class ModelPlugin:
     def build(self, config: ModelConfig):
         """Return the ``paddle.nn.Layer`` for ``config``."""
         if self._build is None:
-            from .errors import PluginError
-
             raise PluginError(
                 f"the plugin of {self.card.name} has no build function: pass build= or override build()"
             )
@@ -98,10 +105,7 @@ class ModelPlugin:
 
     def normalize(self, config: ModelConfig, image: np.ndarray) -> np.ndarray:
         """BGR ``uint8`` H×W×3 → RGB, ``(x/255 - mean) / std``, ``float32`` 3×H×W."""
-        rgb = image[:, :, ::-1].astype(np.float32) * (1.0 / 255.0)
-        mean = np.asarray(config.mean, np.float32)
-        std = np.asarray(config.std, np.float32)
-        return np.ascontiguousarray(((rgb - mean) / std).transpose(2, 0, 1))
+        return normalize_image(image, config.mean, config.std)
 
     def scores(self, config: ModelConfig, outputs: Any):
         """Eval-mode output → ``N×C×H×W`` scores: paddleseg models return ``[logits]``."""
@@ -117,8 +121,6 @@ class ModelPlugin:
         import paddle.nn.functional as F
 
         if config.loss != "ce":
-            from .errors import ConfigError
-
             raise ConfigError(
                 f"Model.loss: {config.loss!r} is not implemented by the plugin of {self.card.name} "
                 "(its loss is ModelPlugin's cross entropy); use loss: ce"
@@ -137,8 +139,6 @@ class ModelPlugin:
             outputs = [outputs]
         weights = config.loss_weights
         if len(weights) != len(outputs):
-            from .errors import ConfigError
-
             raise ConfigError(
                 f"{self.card.name}: loss_weights has {len(weights)} entries but the network "
                 f"returns {len(outputs)} outputs in train mode; give {len(outputs)} weights"

@@ -25,10 +25,11 @@ from importlib import metadata
 from typing import Any, Optional
 
 import pluggy
+from pydantic import ValidationError
 
 from . import hookspecs
 from .card import ModelCard, ModelConfig
-from .errors import ConfigError, PluginError, UnknownModelError
+from .errors import ConfigError, PluginError, UnknownModelError, suggest
 
 MODELS_GROUP = "segzoo.models"
 PLUGINS_GROUP = "segzoo.plugins"
@@ -245,21 +246,15 @@ def _call_card(plugin: Any) -> Optional[ModelCard]:
 
 
 def validate_config(card: ModelCard, values: dict) -> ModelConfig:
-    """Validate ``values`` against the model's config class; errors name the field."""
-    from pydantic import ValidationError
-
-    base = {"num_classes": card.num_classes}
-    base.update(values)
+    """Validate ``values`` against the model's config class (:meth:`ModelCard.default_config`); errors name the field."""
     try:
-        return card.config_class(**base)
+        return card.default_config(**values)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, card.config_class, prefix=card.name)) from None
 
 
 def format_validation_error(exc, model_cls=None, prefix: str = "") -> str:
     """One line per problem: ``prefix.field.path: message``; a typo'd key names the closest valid keys."""
-    from .errors import suggest
-
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])

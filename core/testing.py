@@ -187,7 +187,7 @@ class ModelContract:
     def check_onnx(self) -> str:
         """The card declares ONNX: convert the export with paddle2onnx, run it on ONNX Runtime, compare with dygraph.
 
-        The conversion is segzoo's own (``segzoo.inference.onnx.convert_to_onnx``,
+        The conversion is segzoo's own (``segzoo.inference.export_cache.convert_to_onnx``,
         which also checks the ONNX model against Paddle Inference). A card with
         ``export.onnx_static_hw`` converts at a fixed H×W, as the onnxruntime
         engine does; otherwise the ONNX model is run at the same two shapes as
@@ -199,7 +199,7 @@ class ModelContract:
         import onnxruntime as ort
 
         from .errors import ExportError
-        from .inference.onnx import convert_to_onnx
+        from .inference.export_cache import convert_to_onnx
 
         model = self.build()
         sizes = self.export_sizes()

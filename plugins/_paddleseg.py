@@ -1,14 +1,10 @@
-"""What the families built on paddleseg 2.8.0 share: its losses, and the Cityscapes protocol text."""
+"""What the families built on paddleseg 2.8.0 share: their plugin class, with paddleseg's losses."""
 
 from __future__ import annotations
 
 from segzoo import ModelConfig, ModelPlugin
-from segzoo.compat import import_paddleseg
 
-CITYSCAPES_PROTOCOL = (
-    "Cityscapes val (500 images, 19 classes, label 255 ignored), whole 2048×1024 images, "
-    "single scale, no flipping; mIoU averaged over the 19 classes (PaddleSeg / PaddleX recipe)"
-)
+from .paddleseg_compat import import_paddleseg
 
 
 class PaddleSegPlugin(ModelPlugin):

@@ -65,7 +65,10 @@ LAZY_THIRD_PARTY = ["paddle2onnx", "onnxruntime", "openvino", "pypdfium2", "http
 
 
 #: modules imported only when present (inside ``try: ... except ImportError``), by whom
-OPTIONAL = {"pygments": "httpx's command-line client (httpx/__init__.py guards the import)"}
+OPTIONAL = {
+    "pygments": "httpx's command-line client (httpx/__init__.py guards the import)",
+    "rich": "httpx's command-line client too; present here because the test extra's import-linter needs it",
+}
 
 
 def _requirement_name(req: str) -> str:

@@ -37,13 +37,13 @@ _EXPORTS = {
     "colorize": ".palette",
     "overlay": ".palette",
     "voc_palette": ".palette",
-    "Sample": ".segdataset",
+    "Sample": ".listfile",
     "SegDataset": ".segdataset",
     "read_class_names": ".segdataset",
     "read_image": ".segdataset",
     "read_label": ".segdataset",
-    "read_list": ".segdataset",
-    "recover_interrupted_split": ".split",
+    "read_list": ".listfile",
+    "recover_interrupted_split": ".listfile",
     "split_dataset": ".split",
 }
 
@@ -55,6 +55,7 @@ __getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 if TYPE_CHECKING:  # pragma: no cover
     from .check import PROBLEM_CODES, check_dataset, check_dataset_from_config
     from .labelme import ConversionReport, convert_labelme
+    from .listfile import Sample, read_list, recover_interrupted_split
     from .palette import colorize, overlay, voc_palette
-    from .segdataset import Sample, SegDataset, read_class_names, read_image, read_label, read_list
-    from .split import recover_interrupted_split, split_dataset
+    from .segdataset import SegDataset, read_class_names, read_image, read_label
+    from .split import split_dataset

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
+from pathlib import Path
 from typing import Optional
 
 from ..errors import ConfigError
+from ..fileio import check_output_dir
+from .split import validate_percents
 
 __all__ = ["add_arguments", "run", "parse_split", "format_summary"]
 
@@ -68,8 +71,6 @@ def parse_split(text: str) -> tuple[int, int]:
     parts = [p.strip() for p in str(text).replace("/", ",").split(",")]
     if len(parts) != 2 or not all(p.isdigit() for p in parts):
         raise ConfigError(f"--split: expected TRAIN,VAL integer percentages such as 80,20, got {text!r}")
-    from .split import validate_percents
-
     return validate_percents(int(parts[0]), int(parts[1]), prefix="--split")
 
 
@@ -125,10 +126,7 @@ def format_summary(result: dict, max_files: int = 5) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from ..fileio import check_output_dir
-    from .check import RESULT_FILE, check_dataset_from_config
+    from .check import RESULT_FILE, check_dataset_from_config  # lazy: OpenCV and numpy
 
     check_output_dir(args.output, "--output")  # before a conversion or split changes anything
     if args.convert and not args.convert_src:

@@ -7,62 +7,34 @@ before shuffling, the result depends only on the set of samples and the seed:
 running the same split twice gives the same lists (and the second run changes
 nothing, so the ``.bak`` copies of the first are kept).
 
-**Crash safety.** Two files cannot be replaced in one atomic step, so a small
-journal (``.segzoo-split.journal``) makes the pair behave as one:
-
-1. write the new lists to ``train.txt.segzoo-new`` / ``val.txt.segzoo-new``
-   (fsynced);
-2. write the journal atomically -- this is the commit point;
-3. copy each current list to ``train.txt.bak`` / ``val.txt.bak`` (each copy
-   atomic: temp file + ``os.replace``);
-4. ``os.replace`` each ``*.segzoo-new`` onto its list;
-5. delete the journal.
-
-A split killed before step 2 leaves the old lists untouched (stray
-``*.segzoo-new`` files are deleted by the next call); killed after step 2, the
-next call of :func:`recover_interrupted_split` -- run first by
-:func:`split_dataset`, :class:`~segzoo.datasets.SegDataset` and
-:func:`~segzoo.datasets.check_dataset` -- finishes steps 3-5. Recovery relies
-on one invariant: a list whose ``*.segzoo-new`` file still exists has not been
-replaced yet, so it is still the old list and may be (re)copied to ``.bak``.
-Hence, as seen through segzoo, the lists are always all-old or all-new.
-Concurrent splits of one dataset are not supported.
-
-For tests only, ``SEGZOO_TEST_SPLIT_PAUSE=<step>`` makes the process print
-``SEGZOO_SPLIT_PAUSED <step>`` on stderr and sleep at that step, so a test can
-kill it there. Steps: ``new_written``, ``journal_written``, ``bak_written``,
-``between_replace``, ``replaced``.
+**Crash safety.** The new lists replace the old ones through a journal, so
+that, as seen through segzoo, both lists are always all-old or all-new; a
+split that was killed is completed (or rolled back) by
+:func:`recover_interrupted_split`. Both live in :mod:`segzoo.datasets.listfile`
+(the list-file format and its journal) and are re-exported here.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import shutil
-import sys
-import time
 from pathlib import Path
 from typing import Union
 
 from ..errors import ConfigError, DatasetError
-from ..fileio import atomic_path, fsync_dir, write_json
-from .segdataset import format_list_line, read_list
+from .listfile import (  # noqa: F401  (moved; old home keeps them)
+    JOURNAL,
+    LISTS,
+    NEW_SUFFIX,
+    format_list_line,
+    read_list,
+    recover_interrupted_split,
+    replace_lists,
+)
 
 PathLike = Union[str, os.PathLike]
 
 __all__ = ["split_dataset", "recover_interrupted_split", "validate_percents", "split_counts"]
-
-LISTS = ("train.txt", "val.txt")
-JOURNAL = ".segzoo-split.journal"
-NEW_SUFFIX = ".segzoo-new"
-
-
-def _pause(step: str) -> None:
-    """Test hook: stop at ``step`` when ``SEGZOO_TEST_SPLIT_PAUSE`` names it."""
-    if os.environ.get("SEGZOO_TEST_SPLIT_PAUSE") == step:
-        print(f"SEGZOO_SPLIT_PAUSED {step}", file=sys.stderr, flush=True)
-        time.sleep(3600)
-
 
 def validate_percents(train_percent, val_percent, *, prefix: str = "split") -> tuple[int, int]:
     """Check that both percentages are ints in 1..99 summing to 100; raise ConfigError naming the field."""
@@ -88,66 +60,6 @@ def split_counts(n: int, val_percent: int) -> tuple[int, int]:
     n_val = int(n * val_percent / 100 + 0.5)
     n_val = min(max(n_val, 1), n - 1)
     return n - n_val, n_val
-
-
-def _write_synced(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)
-
-
-def _commit(root: Path) -> None:
-    """Steps 3-5; idempotent, so recovery simply runs it again."""
-    pending = [name for name in LISTS if (root / (name + NEW_SUFFIX)).exists()]
-    for name in pending:  # step 3: the list is still the old one (its new file is pending)
-        cur, bak = root / name, root / (name + ".bak")
-        if cur.exists():
-            _copy_atomic(cur, bak)
-        elif bak.exists():
-            bak.unlink()  # no old list: a stale .bak from an older split would mislead
-    _pause("bak_written")
-    for k, name in enumerate(pending):  # step 4
-        os.replace(root / (name + NEW_SUFFIX), root / name)
-        if k == 0 and len(pending) > 1:
-            _pause("between_replace")
-    fsync_dir(root)
-    _pause("replaced")
-    journal = root / JOURNAL
-    if journal.exists():  # step 5
-        journal.unlink()
-        fsync_dir(root)
-
-
-def recover_interrupted_split(dataset_dir: PathLike) -> bool:
-    """Finish (journal present) or roll back (journal absent) a split that was killed.
-
-    Returns True when something was recovered. Cheap when nothing is pending:
-    a few ``stat`` calls.
-    """
-    root = Path(dataset_dir)
-    journal = root / JOURNAL
-    stray = [root / (name + NEW_SUFFIX) for name in LISTS if (root / (name + NEW_SUFFIX)).exists()]
-    if not journal.exists() and not stray:
-        return False
-    try:
-        if journal.exists():
-            _commit(root)
-        else:
-            for path in stray:
-                path.unlink()
-    except OSError as exc:
-        raise DatasetError(
-            f"{root}: an interrupted split could not be completed ({exc}). Fix: make the "
-            f"dataset directory writable, or restore train.txt/val.txt from the .bak files "
-            f"and delete {JOURNAL} and the *{NEW_SUFFIX} files."
-        ) from None
-    return True
 
 
 def _refuse_missing_files(root: Path, samples: list) -> None:
@@ -224,24 +136,5 @@ def split_dataset(dataset_dir: PathLike, train_percent: int, val_percent: int, s
         summary["unchanged"] = True  # keep the .bak copies of the split that made these lists
         return summary
 
-    try:
-        for name in LISTS:  # step 1
-            _write_synced(root / (name + NEW_SUFFIX), texts[name])
-        fsync_dir(root)
-        _pause("new_written")
-        write_json(root / JOURNAL, {"version": 1, "lists": list(LISTS), "seed": seed})  # step 2
-        _pause("journal_written")
-    except OSError as exc:
-        for name in LISTS:
-            p = root / (name + NEW_SUFFIX)
-            if p.exists() and not (root / JOURNAL).exists():
-                p.unlink()
-        raise DatasetError(f"{root}: cannot write the new lists ({exc}). The old lists are unchanged.") from None
-    try:
-        _commit(root)  # steps 3-5
-    except OSError as exc:
-        raise DatasetError(
-            f"{root}: the split was interrupted ({exc}); the next segzoo call on this dataset "
-            "completes it."
-        ) from None
+    replace_lists(root, texts, seed)  # journalled: all-old or all-new, even if killed
     return summary

@@ -6,11 +6,14 @@
 ...     res.print()
 ...     res.save_to_img("output/")
 
-Modules: :mod:`.predictor` (``create_model``, ``Predictor``), :mod:`.inputs`
-(what ``predict`` reads), :mod:`.sizes` (``target_size``, padding, windows),
-:mod:`.result` (``SegResult``), :mod:`.engines` (dygraph, Paddle Inference,
-``register_engine``), :mod:`.onnx` (ONNX Runtime and the export cache),
-:mod:`.auto` (``engine="auto"``), :mod:`.pipeline` (read-ahead),
+Modules: :mod:`.create` (``create_model``), :mod:`.predictor` (``Predictor``:
+batching), :mod:`.inputs` (what ``predict`` reads), :mod:`.sizes`
+(``target_size``, padding, windows), :mod:`.result` (``SegResult``),
+:mod:`.engine_table` (``Engine``, ``register_engine``, the default and fallback
+rules; imports no engine), :mod:`.engines` (dygraph, Paddle Inference),
+:mod:`.onnx` (ONNX Runtime), :mod:`.openvino`, :mod:`.auto` (``engine="auto"``),
+:mod:`.builtin` (registers those), :mod:`.export_cache` (exports and ONNX
+conversions, cached), :mod:`.pipeline` (read-ahead),
 :mod:`.bench` (``segzoo benchmark``), :mod:`.modeldir` (``model_dir`` and ``inference.yml``),
 :mod:`.export` (``export_model``), :mod:`.demo` (``load_demo``), :mod:`.run`
 (``run_predict``). Importing this package does not import paddle.
@@ -21,17 +24,17 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS = {
-    "create_model": ".predictor",
+    "create_model": ".create",
     "Predictor": ".predictor",
     "RandomWeightsWarning": ".predictor",
     "SegResult": ".result",
-    "Engine": ".engines",
+    "Engine": ".engine_table",
     "DygraphEngine": ".engines",
     "PaddleInferenceEngine": ".engines",
-    "ENGINES": ".engines",
-    "register_engine": ".engines",
+    "ENGINES": ".builtin",
+    "register_engine": ".engine_table",
     "OnnxRuntimeEngine": ".onnx",
-    "EngineFallbackWarning": ".onnx",
+    "EngineFallbackWarning": ".engine_table",
     "export_model": ".export",
     "load_demo": ".demo",
     "run_predict": ".run",

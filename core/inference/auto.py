@@ -25,6 +25,8 @@ error is raised.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import platform
@@ -35,9 +37,14 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..device import parse_device
 from ..errors import ConfigError, SegzooError
-from .engines import ENGINES, Engine, default_cpu_threads
-from .onnx import EngineFallbackWarning
+from ..fileio import write_json
+from ..paths import cache_dir
+from ..registry import get_registry
+from .engine_table import ENGINES, Engine, EngineFallbackWarning, default_cpu_threads
+from .export_cache import _lock, package_versions
+from .sizes import ceil_to
 
 log = logging.getLogger("segzoo")
 
@@ -49,8 +56,6 @@ PROBE_REPEAT = 3
 
 def probes_file():
     """Where probe verdicts are kept: ``cache_dir() / "auto" / "probes.json"``."""
-    from ..paths import cache_dir
-
     return cache_dir() / "auto" / "probes.json"
 
 
@@ -80,16 +85,7 @@ def gpu_name() -> Optional[str]:
 
 def machine_key(device_kind: str, threads: int) -> dict:
     """What the probe's verdict depends on besides the model."""
-    from importlib import metadata
-
-    from .._version import __version__
-
-    versions = {"segzoo": __version__}
-    for dist in ("paddlepaddle", "paddlepaddle-gpu", "onnxruntime", "onnxruntime-gpu", "paddle2onnx"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
+    versions = package_versions("paddlepaddle", "paddlepaddle-gpu", "onnxruntime", "onnxruntime-gpu", "paddle2onnx")
     return {
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
@@ -101,17 +97,12 @@ def machine_key(device_kind: str, threads: int) -> dict:
 
 
 def _entry_key(model_name: str, machine: dict) -> str:
-    import hashlib
-    import json
-
     text = json.dumps({"model": model_name, **machine}, sort_keys=True)
     return f"{model_name}|{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
 def read_probes() -> dict:
     """The stored verdicts (``{}`` when there are none or the file is unreadable)."""
-    import json
-
     path = probes_file()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -121,9 +112,6 @@ def read_probes() -> dict:
 
 
 def _store(key: str, entry: dict) -> None:
-    from ..fileio import write_json
-    from .onnx import _lock
-
     path = probes_file()
     with _lock(path):
         data = read_probes()
@@ -144,8 +132,6 @@ def time_engine(engine: Engine, batch: np.ndarray, warmup: int = PROBE_WARMUP, r
 
 
 def _probe_batch(card, engine: Engine) -> np.ndarray:
-    from .sizes import ceil_to
-
     if engine.input_hw is not None:
         h, w = engine.input_hw
     else:
@@ -156,9 +142,6 @@ def _probe_batch(card, engine: Engine) -> np.ndarray:
 
 def make_auto_engine(model_name: str, config: Any, source: Any, device: Optional[str], options: dict) -> Engine:
     """``create_model(..., engine="auto")``: the stored verdict's engine, or probe and keep the fastest."""
-    from ..device import parse_device
-    from ..registry import get_registry
-
     options = dict(options)
     layer = options.pop("layer", None)
     reprobe = bool(options.pop("reprobe", False))

@@ -42,6 +42,18 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..errors import ConfigError
+from ..fileio import write_json
+from ..models import build_with_weights
+from ..registry import get_registry
+from ..weights import save_weights
+from . import builtin  # noqa: F401  (registers the built-in engines in the table)
+from .engine_table import ENGINES, default_cpu_threads
+from .export import export_model
+from .export_cache import cached_onnx
+from .modeldir import resolve_model_dir
+from .sizes import ceil_to
+
 DEFAULT_ENGINES = ("dygraph", "paddle", "onnxruntime", "openvino", "openvino:bf16")
 DEFAULT_SIZES = ("512x512", "1024x512")
 
@@ -49,8 +61,6 @@ DEFAULT_SIZES = ("512x512", "1024x512")
 # -- helpers shared with benchmarks/run.py ------------------------------------------------------------
 def parse_wh(text: str) -> tuple[int, int]:
     """``"1024x512"`` → ``(1024, 512)`` (W, H); errors say the expected form."""
-    from ..errors import ConfigError
-
     parts = str(text).lower().replace(",", "x").split("x")
     try:
         w, h = (int(p) for p in parts)
@@ -222,28 +232,19 @@ def prepare_sources(model_name: str, engines: list, sizes: list, work: Path, mod
     """Weights and exports the workers run, made once: ``{(engine, (W, H)): model_dir}``."""
     import paddle
 
-    from ..registry import get_registry
-    from ..weights import save_weights
-    from .export import export_model
-    from .modeldir import resolve_model_dir
-    from .onnx import cached_onnx
-    from .sizes import ceil_to
-
     registry = get_registry()
     card = registry.card(model_name)
     sources: dict = {}
     layer = config = weights = None
     source = resolve_model_dir(model_dir) if model_dir else None
     if source is None or source.kind == "weights":
-        from .predictor import _build_with_weights
-
         config = registry.config(model_name)
         if source is None:
             paddle.seed(0)
             layer = registry.build_model(model_name, config)
             weights = save_weights(layer, work / "weights" / "model.pdparams")
         else:
-            layer, config = _build_with_weights(model_name, config, source.weights, False)
+            layer, config = build_with_weights(model_name, config, source.weights, False)
             weights = source.weights
         layer.eval()
     export_dir = None
@@ -251,8 +252,6 @@ def prepare_sources(model_name: str, engines: list, sizes: list, work: Path, mod
         for size in sizes:
             if engine == "dygraph":
                 if weights is None:
-                    from ..errors import ConfigError
-
                     raise ConfigError(f"{model_dir} is an exported directory; the dygraph engine needs weights (.pdparams)")
                 sources[(engine, size)] = str(weights)
                 continue
@@ -278,9 +277,6 @@ def prepare_sources(model_name: str, engines: list, sizes: list, work: Path, mod
 
 def run(args) -> int:
     """``segzoo benchmark``: measure, print the table, exit 1 if a measurement failed."""
-    from ..errors import ConfigError
-    from ..registry import get_registry
-    from .engines import ENGINES, default_cpu_threads
 
     card = get_registry().card(args.model)
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
@@ -305,8 +301,6 @@ def run(args) -> int:
                 os.environ["SEGZOO_HOME"] = old_home
     _print_table(card, rows, args, threads)
     if args.json_out:
-        from ..fileio import write_json
-
         write_json(args.json_out, {"model": card.name, "threads": threads, "rows": rows})
     return 1 if any("error" in r for r in rows) else 0
 

@@ -12,34 +12,55 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..cliopts import add_config_option, add_override_option
 from ..errors import ConfigError
+from ..fileio import check_output_dir
+
+
+#: the flags that become ``-o`` keys in the PaddleX form ``segzoo predict|export -c CFG.yaml``
+CONFIG_FORM_KEYS = {
+    "predict": {
+        "model": "Global.model", "device": "Global.device", "output": "Global.output",
+        "model_dir": "Predict.model_dir",
+        "batch_size": "Predict.batch_size", "target_size": "Predict.target_size",
+        "input": "Predict.input",
+    },
+    "export": {"model": "Global.model", "output": "Global.output", "weights": "Export.weight_path"},
+}
 
 
 def _add_config_form(p: argparse.ArgumentParser, mode: str) -> None:
-    p.add_argument("-c", "--config", dest="config_file", metavar="CFG.yaml",
-                   help=f"PaddleX form: run Global.mode={mode} of this config (other flags become overrides)")
-    p.add_argument("-o", "--override", dest="overrides", action="append", default=[], metavar="Section.key=value",
-                   help="with -c: override one key (repeatable)")
+    add_config_option(p, f"PaddleX form: run Global.mode={mode} of this config (other flags become overrides)")
+    add_override_option(p, "with -c: override one key (repeatable)")
+    p.set_defaults(config_form_mode=mode)
 
 
-def _run_config_form(args, mode: str, flag_keys: dict) -> int:
-    """``segzoo predict|export -c cfg.yaml -o ...``: the config's mode, with the flags given as overrides."""
-    from ..training.commands import run_from_top_level
+def config_form(args) -> list[str]:
+    """The ``-o`` items of ``segzoo predict|export -c cfg.yaml``: the flags given, the ``-o`` items, the mode.
 
+    :mod:`segzoo.cli` runs them through :mod:`segzoo.modes` (the config's mode
+    with the flags as overrides); this layer does not reach up to it.
+    """
+    mode = args.config_form_mode
     overrides = []
-    for flag, key in flag_keys.items():
+    for flag, key in CONFIG_FORM_KEYS[mode].items():
         value = getattr(args, flag, None)
         if value is not None:
             overrides.append(f"{key}={value}")
-    top = argparse.Namespace(top_config=args.config_file,
-                             top_overrides=[*overrides, *args.overrides, f"Global.mode={mode}"])
-    return run_from_top_level(top)
+    return [*overrides, *args.overrides, f"Global.mode={mode}"]
+
+
+def _no_config_form(args) -> None:
+    if args.config_file:
+        raise ConfigError(f"-c CFG.yaml runs through the command line: segzoo {args.config_form_mode} -c CFG.yaml")
+    if args.overrides:
+        raise ConfigError("-o needs -c CFG.yaml")
 
 
 @contextlib.contextmanager
 def _keys_as_flags():
     """Errors about weights name the flag to pass (``--num-classes 4``), not Python's ``num_classes=4``."""
-    from .runconfig import WeightsFitError
+    from ..models import WeightsFitError
 
     try:
         yield
@@ -89,22 +110,13 @@ def add_arguments_predict(p: argparse.ArgumentParser) -> None:
 
 
 def run_predict(args) -> int:
-    if args.config_file:
-        return _run_config_form(args, "predict", {
-            "model": "Global.model", "device": "Global.device", "output": "Global.output",
-            "model_dir": "Predict.model_dir",
-            "batch_size": "Predict.batch_size", "target_size": "Predict.target_size",
-            "input": "Predict.input",
-        })
-    if args.overrides:
-        raise ConfigError("-o needs -c CFG.yaml")
+    _no_config_form(args)
     from tqdm import tqdm
 
-    from ..errors import ConfigError
-    from ..fileio import check_output_dir
     from .inputs import check_inputs
-    from .onnx import EngineFallbackWarning
-    from .predictor import RandomWeightsWarning, create_model
+    from .engine_table import EngineFallbackWarning
+    from .create import create_model
+    from .predictor import RandomWeightsWarning
     from .run import run_predict as _run
     from .sizes import DEFAULT_PIXEL_LIMIT, check_pixel_limit, check_size_pixels, parse_size
 
@@ -211,12 +223,7 @@ def add_arguments_export(p: argparse.ArgumentParser) -> None:
 
 
 def run_export(args) -> int:
-    if args.config_file:
-        return _run_config_form(args, "export", {
-            "model": "Global.model", "output": "Global.output", "weights": "Export.weight_path",
-        })
-    if args.overrides:
-        raise ConfigError("-o needs -c CFG.yaml")
+    _no_config_form(args)
     if not args.model or not args.output:
         raise ConfigError("segzoo export needs --model NAME and --output DIR (or -c CFG.yaml)")
     from .export import export_model

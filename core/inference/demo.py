@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..errors import ConfigError
+from .create import create_model
 
 DEMO_ENV = "SEGZOO_DEMO_DIR"
 BUILD_HINT = "build it with `python scripts/make_demo_model.py` (or point $SEGZOO_DEMO_DIR at a demo directory)"
@@ -61,8 +62,6 @@ def read_demo_yml(directory: Optional[Path] = None) -> dict:
 
 def load_demo(device: Optional[str] = None):
     """``(predictor, image_path)`` of the built-in demo; the predictor's ``class_names`` are set."""
-    from .predictor import create_model
-
     info = read_demo_yml()
     predictor = create_model(info["model_name"], model_dir=info["weights"], device=device, num_classes=int(info["num_classes"]))
     names = info.get("class_names")

@@ -1,12 +1,4 @@
-"""Inference engines: what runs a preprocessed batch.
-
-An engine takes a batch ``N×3×H×W`` ``float32`` (normalised, padded to the
-model's ``size_divisor``) and returns either class scores ``N×C×H×W`` or
-labels ``N×H×W`` (an exported model with ``output_op: argmax``). Everything
-around it (reading, resizing, normalising, padding, cropping back, sliding
-windows, results) is the predictor's, so a new engine is one small class.
-
-Built-in engines:
+"""The ``"dygraph"`` and ``"paddle"`` (Paddle Inference) engines, and their factories.
 
 * ``"dygraph"``: the plugin's ``paddle.nn.Layer`` in eval mode, then the
   model's ``postprocess`` hook (so hook wrappers such as test-time flipping
@@ -14,63 +6,45 @@ Built-in engines:
 * ``"paddle"``: Paddle Inference on an exported directory (``inference.json``
   or ``inference.pdmodel`` + ``inference.pdiparams``); from weights or a
   model name the network is exported to segzoo's cache first
-  (:func:`segzoo.inference.onnx.cached_export`).
-* ``"onnxruntime"``: ONNX Runtime on a paddle2onnx conversion (see
-  :mod:`segzoo.inference.onnx`).
-* ``"auto"``: the fastest of these measured for this model on this machine
-  (see :mod:`segzoo.inference.auto`).
+  (:func:`segzoo.inference.export_cache.cached_export`).
 
-More engines register a factory with :func:`register_engine`::
-
-    def make_onnx(model_name, config, source, device, options):
-        return OnnxEngine(source.deploy, **options)
-
-    register_engine("onnxruntime", make_onnx, sources=("inference",), options=("providers",))
-
-A factory receives the model name, its validated config, the
-:class:`~segzoo.inference.modeldir.ModelSource` (``kind`` is
-``"inference"``, ``"weights"``, ``"layer"`` or ``"random"``), the device
-string (or ``None``) and the ``engine_options`` dict, and returns an
-:class:`Engine`.
+The engine table (``Engine``, ``register_engine``, ``default_engine`` ...)
+is :mod:`segzoo.inference.engine_table`; its names are re-exported here, their
+old home. The ONNX Runtime, OpenVINO and ``auto`` engines are
+:mod:`segzoo.inference.onnx`, :mod:`segzoo.inference.openvino` and
+:mod:`segzoo.inference.auto`; :mod:`segzoo.inference.builtin` registers them all.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 
+from ..device import parse_device
 from ..errors import ConfigError, DependencyError, WeightsError
+from ..paths import cache_dir
+from ..registry import get_registry
+from .engine_table import (  # noqa: F401  (moved to the engine table; this old home keeps them)
+    ENGINES,
+    Engine,
+    EngineFactory,
+    EngineFallback,
+    EngineFallbackWarning,
+    EngineSpec,
+    check_options,
+    default_cpu_threads,
+    default_engine,
+    engine_outputs,
+    engine_spec,
+    fallback_engine,
+    register_engine,
+)
+from .export_cache import _lock, cached_export, file_digest
 
 log = logging.getLogger("segzoo")
-
-
-class Engine:
-    """Runs one preprocessed batch. Subclasses set the attributes and implement :meth:`run`.
-
-    Attributes:
-        name: the engine's registered name.
-        outputs: ``"scores"`` (``N×C×H×W``) or ``"labels"`` (``N×H×W`` ints).
-        input_hw: ``(H, W)`` when the engine takes only that input size
-            (a model exported with a fixed shape), else ``None``.
-        max_batch: the largest batch it takes, ``None`` for any.
-    """
-
-    name: str = "engine"
-    outputs: str = "scores"
-    input_hw: Optional[tuple[int, int]] = None
-    max_batch: Optional[int] = None
-
-    def run(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
-        """``batch``: ``N×3×H×W`` ``float32``; returns scores ``N×C×H×W`` or labels ``N×H×W``."""
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.name} outputs={self.outputs}>"
 
 
 class DygraphEngine(Engine):
@@ -85,8 +59,6 @@ class DygraphEngine(Engine):
     outputs = "scores"
 
     def __init__(self, model_name: str, config: Any, layer: Any, registry: Any = None):
-        from ..registry import get_registry
-
         self.model_name = model_name
         self.config = config
         self.layer = layer
@@ -118,11 +90,6 @@ class DygraphEngine(Engine):
 ONEDNN_DELETED_PASSES = ("onednn_placement_pass", "operator_reshape_onednn_fuse_pass")
 #: input shapes whose oneDNN kernels Paddle Inference keeps cached
 ONEDNN_CACHE_SHAPES = 16
-
-
-def default_cpu_threads() -> int:
-    """Threads for Paddle Inference on the CPU: the cores, at most 8 (PaddleX's default)."""
-    return max(1, min(os.cpu_count() or 1, 8))
 
 
 class PaddleInferenceEngine(Engine):
@@ -171,8 +138,6 @@ class PaddleInferenceEngine(Engine):
         trt_opt_hw: Optional[tuple[int, int]] = None,
         trt_max_hw: tuple[int, int] = (2048, 2048),
     ):
-        from ..device import parse_device
-
         self.deploy = deploy
         self.device = device
         self.kind, self.ids = parse_device(device)
@@ -206,7 +171,7 @@ class PaddleInferenceEngine(Engine):
             self._fall_back(exc)
         self._input = self.predictor.get_input_names()[0]
         self._output = self.predictor.get_output_names()[0]
-        self.outputs = "labels" if deploy.output_op == "argmax" else "scores"
+        self.outputs = engine_outputs(deploy.output_op)
         self.input_hw = deploy.fixed_hw
         self.max_batch = deploy.fixed_batch
         self._lock = threading.Lock()  # a Paddle predictor is not thread-safe
@@ -246,9 +211,6 @@ class PaddleInferenceEngine(Engine):
                 f"tensorrt=True needs a paddlepaddle-gpu build with TensorRT support ({exc}); "
                 "install it and TensorRT, or leave tensorrt off"
             ) from exc
-        from ..paths import cache_dir
-        from .onnx import _lock, file_digest
-
         key = file_digest(self.deploy.model_file, self.deploy.params_file)[:24]
         out = cache_dir() / "tensorrt" / f"{key}-{self.precision}-{self.trt_opt_hw}-{self.trt_max_hw}".replace(" ", "")
         model_file, params_file = out / "inference.json", out / "inference.pdiparams"
@@ -300,11 +262,7 @@ class PaddleInferenceEngine(Engine):
                 out = self._run(batch)
             else:
                 self._auto_onednn = False  # oneDNN works for this graph
-        if out.ndim == 4:
-            self.outputs = "scores"
-        elif out.ndim == 3:
-            self.outputs = "labels"
-        return out
+        return self._seen(out)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         handle = self.predictor.get_input_handle(self._input)
@@ -314,187 +272,24 @@ class PaddleInferenceEngine(Engine):
         return self.predictor.get_output_handle(self._output).copy_to_cpu()
 
 
-# -- the engine table ------------------------------------------------------------------------------
-EngineFactory = Callable[[str, Any, Any, Optional[str], dict], Engine]
 
-
-@dataclass(frozen=True)
-class EngineSpec:
-    """A registered engine: its factory, the model sources it runs and the options it takes."""
-
-    name: str
-    factory: EngineFactory
-    sources: tuple[str, ...]
-    options: tuple[str, ...] = ()
-    description: str = ""
-
-
-ENGINES: dict[str, EngineSpec] = {}
-
-
-def register_engine(
-    name: str,
-    factory: EngineFactory,
-    sources: tuple[str, ...] = ("inference",),
-    options: tuple[str, ...] = (),
-    description: str = "",
-) -> None:
-    """Add (or replace) an engine under ``name`` (see the module docstring)."""
-    ENGINES[name] = EngineSpec(name, factory, tuple(sources), tuple(options), description)
-
-
-def _make_dygraph(model_name, config, source, device, options) -> Engine:
+# -- the factories ---------------------------------------------------------------------------------
+def make_dygraph_engine(model_name, config, source, device, options) -> Engine:
+    """``create_model(..., engine="dygraph")``: the built layer, as it is."""
     # the predictor builds the layer (it knows about weights); the factory only wraps it
     return DygraphEngine(model_name, config, options["layer"])
 
 
-def _make_paddle(model_name, config, source, device, options) -> Engine:
+def make_paddle_engine(model_name, config, source, device, options) -> Engine:
+    """``create_model(..., engine="paddle")``: an exported directory, or the network exported to the cache first."""
     options = dict(options)
     layer = options.pop("layer", None)
     output_op = options.pop("output_op", "argmax")
     deploy = source.deploy
     if deploy is None:  # weights or a model name: export the network to segzoo's cache first
-        from .onnx import cached_export
-
-        if output_op not in ("argmax", "none"):
-            raise ConfigError(f"engine_options output_op {output_op!r}: use 'argmax' (labels) or 'none' (scores)")
+        engine_outputs(output_op, check=True)
         deploy = cached_export(model_name, config, layer, output_op)
     if "trt_opt_hw" not in options and options.get("tensorrt"):
-        from ..registry import get_registry
-
         w, h = get_registry().card(model_name).input_size
         options["trt_opt_hw"] = (h, w)
     return PaddleInferenceEngine(deploy, device=device, **options)
-
-
-def _make_onnx(model_name, config, source, device, options) -> Engine:
-    from .onnx import make_onnx_engine
-
-    return make_onnx_engine(model_name, config, source, device, options)
-
-
-def _make_openvino(model_name, config, source, device, options) -> Engine:
-    from .openvino import make_openvino_engine
-
-    return make_openvino_engine(model_name, config, source, device, options)
-
-
-def _make_auto(model_name, config, source, device, options) -> Engine:
-    from .auto import make_auto_engine
-
-    return make_auto_engine(model_name, config, source, device, options)
-
-
-register_engine(
-    "dygraph",
-    _make_dygraph,
-    sources=("weights", "layer", "random"),
-    description="the plugin's paddle.nn.Layer (dygraph weights or random init)",
-)
-register_engine(
-    "paddle",
-    _make_paddle,
-    sources=("inference", "weights", "random"),
-    options=("onednn", "cpu_threads", "gpu_memory_mb", "tensorrt", "precision", "trt_opt_hw", "trt_max_hw", "output_op"),
-    description="Paddle Inference on an exported directory (weights are exported to the cache first)",
-)
-register_engine(
-    "onnxruntime",
-    _make_onnx,
-    sources=("inference", "weights", "random"),
-    options=("cpu_threads", "output_op", "precision"),
-    description="ONNX Runtime on a paddle2onnx conversion (cached)",
-)
-register_engine(
-    "openvino",
-    _make_openvino,
-    sources=("inference", "weights", "random"),
-    options=("cpu_threads", "output_op", "precision"),
-    description="OpenVINO on the same ONNX conversion; precision='bf16' on CPUs with bf16 support",
-)
-register_engine(
-    "auto",
-    _make_auto,
-    sources=("inference", "weights", "random"),
-    options=("cpu_threads", "candidates", "reprobe"),
-    description="the fastest engine measured for this model on this machine (cached probe)",
-)
-
-
-def engine_spec(name: str, source_kind: str) -> EngineSpec:
-    """The engine ``name`` for a model source of ``source_kind``; errors list what fits."""
-    if name not in ENGINES:
-        raise ConfigError(f"engine {name!r} is unknown; choose one of {', '.join(sorted(ENGINES))}")
-    spec = ENGINES[name]
-    if source_kind not in spec.sources:
-        fitting = sorted(n for n, s in ENGINES.items() if source_kind in s.sources)
-        what = {
-            "inference": "an exported inference directory",
-            "weights": "dygraph weights (.pdparams)",
-            "layer": "a model in memory",
-            "random": "a randomly initialised model",
-        }.get(source_kind, source_kind)
-        extra = ""
-        if source_kind in ("weights", "random", "layer") and "inference" in spec.sources:
-            extra = "; export the model first (`segzoo export` or predictor.export(dir)) and pass that directory"
-        raise ConfigError(
-            f"engine {name!r} cannot run {what}; for it use {', '.join(fitting) or 'no engine'}{extra}"
-        )
-    return spec
-
-
-def fallback_engine(source_kind: str) -> str:
-    """The engine that runs every model of a source: ``"paddle"`` for exported directories, else ``"dygraph"``."""
-    return "paddle" if source_kind == "inference" else "dygraph"
-
-
-def default_engine(source_kind: str, model_name: Optional[str] = None, device: Optional[str] = None) -> str:
-    """The engine ``create_model`` uses when none is asked for: the fastest whose masks agree with dygraph.
-
-    A cheap rule, no probe (measured on 2 CPU cores, 512×512, see benchmarks/):
-
-    * on the CPU, ``"onnxruntime"`` when the model's card says it exports with
-      a dynamic H×W and converts to ONNX (2–3× faster than Paddle Inference
-      with oneDNN, 5–8× faster than dygraph; one conversion per model, cached;
-      a conversion that does not match Paddle falls back to ``"paddle"``);
-    * on a GPU (a paddlepaddle-gpu build with a visible GPU, or ``device="gpu..."``),
-      ``"paddle"``: Paddle Inference on CUDA;
-    * otherwise (a fixed-shape export such as MaskFormer's, whose masks would
-      change with the input size, or ONNX Runtime missing)
-      :func:`fallback_engine`: ``"paddle"`` for exported directories,
-      ``"dygraph"`` for weights.
-
-    Without ``model_name`` (or for a model held in memory) it is :func:`fallback_engine`.
-    ``$SEGZOO_ENGINE`` overrides the rule (e.g. ``dygraph`` to debug).
-    """
-    forced = os.environ.get("SEGZOO_ENGINE")
-    if forced:
-        return forced
-    if model_name is None or source_kind == "layer":
-        return fallback_engine(source_kind)
-    from ..registry import get_registry
-
-    export = get_registry().card(model_name).export
-    if not (export.static and export.dynamic_shape):
-        return fallback_engine(source_kind)
-    from ..device import parse_device
-
-    if parse_device(device)[0] == "gpu":  # None: a GPU when this paddle build sees one
-        return "paddle"
-    if export.onnx and not export.onnx_static_hw and _importable("onnxruntime") and _importable("paddle2onnx"):
-        return "onnxruntime"
-    return "paddle"
-
-
-def _importable(module: str) -> bool:
-    from importlib.util import find_spec
-
-    return find_spec(module) is not None
-
-
-def check_options(spec: EngineSpec, options: dict) -> dict:
-    unknown = sorted(set(options) - set(spec.options))
-    if unknown:
-        valid = ", ".join(spec.options) or "none"
-        raise ConfigError(f"engine_options {unknown} are not options of engine {spec.name!r} (valid: {valid})")
-    return dict(options)

@@ -29,8 +29,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Collection, Optional, Sequence
 
+from .._version import __version__
 from ..errors import ConfigError, ExportError
-from ..fileio import replace_dir
+from ..fileio import atomic_write, check_output_dir, replace_dir
+from ..models import build_with_weights
+from ..registry import get_registry
 
 OUTPUT_OPS = ("argmax", "softmax", "none")
 
@@ -38,8 +41,6 @@ OUTPUT_OPS = ("argmax", "softmax", "none")
 def _wrapper(model_name: str, config: Any, layer: Any, output_op: str):
     """The Layer that is traced: network → postprocess hook → output op."""
     import paddle
-
-    from ..registry import get_registry
 
     registry = get_registry()
 
@@ -83,8 +84,6 @@ def _input_shape(card, input_shape: Optional[Sequence]) -> list:
 
 def deploy_yml(model_name: str, config: Any, input_shape: list, output_op: str) -> dict:
     """The ``inference.yml`` content (PaddleSeg's ``export.py`` keys, plus ``segzoo:``)."""
-    from .._version import __version__
-
     return {
         "Global": {"model_name": model_name},
         "Deploy": {
@@ -136,9 +135,6 @@ def export_model(
     import paddle
     import yaml
 
-    from ..fileio import atomic_write
-    from ..registry import get_registry
-
     registry = get_registry()
     card = registry.card(model_name)
     if not card.export.static:
@@ -154,13 +150,11 @@ def export_model(
 
     if layer is None:
         if weights is not None:
-            from .runconfig import build_with_weights as _build_with_weights
-
             if explicit is not None:
                 given: Any = set(explicit)
             else:
                 given = config is not None and (not isinstance(config, dict) or "num_classes" in config)
-            layer, cfg = _build_with_weights(model_name, cfg, Path(weights).expanduser(), given)
+            layer, cfg = build_with_weights(model_name, cfg, Path(weights).expanduser(), given)
         else:
             layer = registry.build_model(model_name, cfg)
     was_training = bool(getattr(layer, "training", False))
@@ -232,8 +226,6 @@ def paddle_error_summary(exc: Exception) -> str:
 
 
 def _check_target(out_dir: Path) -> None:
-    from ..fileio import check_output_dir
-
     check_output_dir(out_dir.parent, "export target folder")
     if out_dir.exists():
         if not out_dir.is_dir():

@@ -1,35 +1,12 @@
-"""The ``"onnxruntime"`` engine, and the cache of exports it (and Paddle Inference from weights) runs from.
+"""The ``"onnxruntime"`` engine: ONNX Runtime on the cached paddle2onnx conversion of a model.
 
 ONNX Runtime runs a model converted by ``paddle2onnx`` from Paddle's
-exported PIR program. It works from every model source:
-
-* an **exported directory** (``inference.json`` + ``inference.pdiparams``):
-  the program is converted once and the ``.onnx`` file kept in the cache,
-  keyed by a hash of the two files;
-* **dygraph weights**, a **model name** (random init) or a built layer: the
-  network is exported first (:func:`cached_export`, keyed by a hash of the
-  weights and the config), then converted.
-
-Everything lands under ``segzoo.paths.cache_dir() / "exports"`` (set
-``SEGZOO_HOME`` to move it), written atomically, guarded by a file lock so two
-processes do not convert the same model at once, and reused next time. The
-cache is bounded: the least recently used entries beyond :data:`CACHE_MAX_ENTRIES`
-entries or :data:`CACHE_MAX_MB` megabytes (``$SEGZOO_EXPORTS_MAX_MB``) are
-removed; ``segzoo cache`` shows its size and limit.
-
-**Conversion runs in a child process.** ``paddle2onnx`` aborts the whole
-process (``SIGABRT``) on a graph it cannot convert, e.g. PP-LiteSeg's adaptive
-pooling with a dynamic H×W; in a child that becomes an
-:class:`~segzoo.errors.ExportError` with paddle2onnx's own message.
-``optimize_tool`` is off: big models convert in seconds instead of minutes
-(ONNX Runtime folds constants itself when it loads the model).
-
-**Every conversion is checked** before it is used: the child runs the ONNX
-model and Paddle Inference (plain kernels) on one random input and compares
-them (:func:`validate_conversion`). A conversion that fails or differs is
-remembered in the cache (``<name>.onnx.failed``, so it is not retried) and
-the model runs on Paddle Inference instead, with an
-:class:`EngineFallbackWarning` saying why.
+exported PIR program, from every model source; the export and the conversion
+come from the exports cache (:mod:`segzoo.inference.export_cache`: converted
+once, checked against Paddle, kept). Its names (``cached_export``,
+``cached_onnx``, ``prune_cache``, ``CACHE_MAX_MB`` ...) are re-exported here,
+their old home. A conversion that fails or differs from Paddle runs the model
+on Paddle Inference instead, with an :class:`EngineFallbackWarning` saying why.
 
 **Models that convert only with a fixed H×W** (the card's
 ``export.onnx_static_hw``, PP-LiteSeg): the engine converts one model per
@@ -52,7 +29,9 @@ Inference with a warning (export with ``--input-shape -1,3,H,W``, or give the
 
 **Models whose card says** ``export.onnx`` **is False** (MaskFormer) fall back
 to the source's default engine (dygraph for weights, ``paddle`` for exported
-directories) with one :class:`EngineFallbackWarning`, never an error.
+directories) with one :class:`EngineFallbackWarning`, never an error. The
+factory raises :class:`~segzoo.inference.engine_table.EngineFallback`; the
+engine table builds the other engine, so this module imports no other engine.
 
 Devices: ``CPUExecutionProvider`` with ``cpu_threads`` intra-op threads
 (default: the cores, at most 8) that do not spin while idle (spinning threads
@@ -63,266 +42,62 @@ pipeline's reader thread); on ``device="gpu"`` the
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
 import logging
-import os
-import re
-import shutil
-import subprocess
 import sys
 import threading
-import time
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ..device import parse_device
 from ..errors import ConfigError, DependencyError, ExportError, WeightsError
-from .engines import Engine, default_cpu_threads
+from ..registry import get_registry
+from .engine_table import (  # noqa: F401  (EngineFallbackWarning and fall_back lived here; this old home keeps them)
+    ENGINES,
+    Engine,
+    EngineFallback,
+    EngineFallbackWarning,
+    default_cpu_threads,
+    engine_outputs,
+    fall_back,
+    with_fallback,
+)
+from .export_cache import (  # noqa: F401  (moved to the exports cache; this old home keeps them)
+    CACHE_MAX_ENTRIES,
+    CACHE_MAX_MB,
+    CONVERT_TIMEOUT,
+    OPSET,
+    _convert_main,
+    _entry_bytes,
+    _key,
+    _lock,
+    _safe,
+    _touch,
+    _versions,
+    cache_limit_bytes,
+    cached_export,
+    cached_onnx,
+    convert_to_onnx,
+    exports_cache,
+    file_digest,
+    layer_digest,
+    prune_cache,
+    validate_conversion,
+)
+from .modeldir import ModelSource
 
 log = logging.getLogger("segzoo")
 
-#: ONNX opset asked of paddle2onnx (it raises it by itself where an op needs more)
-OPSET = 13
-#: seconds a conversion may take before it is stopped
-CONVERT_TIMEOUT = 900
-#: cache entries (exports and converted models) kept; the least recently used beyond are removed
-CACHE_MAX_ENTRIES = 64
-#: megabytes the exports cache may hold (``$SEGZOO_EXPORTS_MAX_MB``); least recently used entries go first
-CACHE_MAX_MB = 2048
 #: ONNX Runtime sessions of per-size conversions kept in memory at once
 MAX_SESSIONS = 4
-
-
-class EngineFallbackWarning(UserWarning):
-    """The engine asked for cannot run this model; another one runs it (the message says which and why)."""
-
-
-# -- the cache -------------------------------------------------------------------------------------
-def exports_cache() -> Path:
-    """Where exports and ONNX conversions are cached: ``cache_dir() / "exports"``."""
-    from ..paths import cache_dir
-
-    return cache_dir() / "exports"
-
-
-def _versions() -> dict:
-    from importlib import metadata
-
-    from .._version import __version__
-
-    out = {"segzoo": __version__}
-    for dist in ("paddlepaddle", "paddlepaddle-gpu", "paddle2onnx"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def layer_digest(layer: Any) -> str:
-    """SHA-256 of a layer's state (names, dtypes, shapes and values), in name order."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(layer.state_dict().items()):
-        arr = np.ascontiguousarray(tensor.numpy())
-        h.update(f"{name}|{arr.dtype}|{arr.shape}|".encode())
-        h.update(memoryview(arr).cast("B"))
-    return h.hexdigest()
-
-
-def file_digest(*paths: Path) -> str:
-    """SHA-256 of the files' contents, in order."""
-    h = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-        h.update(b"|")
-    return h.hexdigest()
-
-
-def _key(**parts: Any) -> str:
-    text = json.dumps({**parts, "versions": _versions()}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name or "model")
-
-
-def _lock(path: Path):
-    from filelock import FileLock
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(path) + ".lock")
-
-
-def _touch(path: Path) -> None:
-    try:
-        os.utime(path)
-    except OSError:  # pragma: no cover - a read-only cache still works
-        pass
-
-
-def cache_limit_bytes() -> int:
-    """The size bound of the exports cache: ``$SEGZOO_EXPORTS_MAX_MB`` megabytes, default :data:`CACHE_MAX_MB`."""
-    raw = os.environ.get("SEGZOO_EXPORTS_MAX_MB")
-    try:
-        mb = float(raw) if raw else CACHE_MAX_MB
-    except ValueError:
-        raise ConfigError(f"SEGZOO_EXPORTS_MAX_MB={raw!r} must be a number of megabytes") from None
-    return int(mb * 1024 * 1024)
-
-
-def _entry_bytes(path: Path) -> int:
-    if path.is_dir():
-        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    return path.stat().st_size if path.exists() else 0
-
-
-def prune_cache(root: Optional[Path] = None, keep: int = CACHE_MAX_ENTRIES, max_bytes: Optional[int] = None) -> list[Path]:
-    """Remove the least recently used entries beyond ``keep`` entries or ``max_bytes`` in all; return them.
-
-    Each use of an entry refreshes its time (:func:`_touch`), so the entries
-    removed are those unused longest; the most recent one always stays, and an
-    entry another process holds locked is left alone.
-    """
-    root = root or exports_cache()
-    if not root.is_dir():
-        return []
-    max_bytes = cache_limit_bytes() if max_bytes is None else int(max_bytes)
-    entries = [p for p in root.iterdir() if not p.name.startswith(".") and not p.name.endswith(".lock")]
-    entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-    removed = []
-    total = 0
-    for rank, path in enumerate(entries):
-        size = _entry_bytes(path)
-        total += size
-        if rank == 0 or (rank < keep and total <= max_bytes):
-            continue
-        try:
-            with _lock(path).acquire(timeout=0):
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    path.unlink(missing_ok=True)
-            Path(str(path) + ".lock").unlink(missing_ok=True)
-            removed.append(path)
-            total -= size
-        except Exception:  # in use by another process: leave it
-            continue
-    if removed:
-        log.info("exports cache %s: removed %d least recently used entries (limits: %d entries, %.0f MB)",
-                 root, len(removed), keep, max_bytes / 1048576)
-    return removed
-
-
-def cached_export(
-    model_name: str,
-    config: Any,
-    layer: Any,
-    output_op: str = "argmax",
-    input_shape: Optional[list] = None,
-):
-    """Export ``layer`` to the cache (once per weights, config, output op and shape); return its ``DeployInfo``.
-
-    The key hashes the model name, the config, the layer's weights
-    (:func:`layer_digest`), ``output_op``, ``input_shape`` and the versions of
-    segzoo, paddle and paddle2onnx, so changed weights give a new export.
-    """
-    from .export import export_model
-    from .modeldir import read_inference_yml
-
-    cfg = config.model_dump(mode="json", exclude={"pretrained"}) if hasattr(config, "model_dump") else dict(config)
-    key = _key(
-        kind="export",
-        model=model_name,
-        config=cfg,
-        weights=layer_digest(layer),
-        output_op=output_op,
-        input_shape=list(input_shape) if input_shape is not None else None,
-    )
-    shape = "" if input_shape is None else "-" + "x".join(str(s if s else "N") for s in input_shape[2:])
-    target = exports_cache() / f"{_safe(model_name)}{shape}-{key}"
-    with _lock(target):
-        if not (target / "inference.yml").is_file():
-            t0 = time.perf_counter()
-            export_model(model_name, target, config=config, layer=layer, input_shape=input_shape, output_op=output_op)
-            log.info("%s exported to %s in %.1f s", model_name, target, time.perf_counter() - t0)
-        _touch(target)
-    prune_cache()
-    return read_inference_yml(target)
-
-
-def convert_to_onnx(model_file: Path, params_file: Path, out_file: Path, opset: int = OPSET,
-                    timeout: float = CONVERT_TIMEOUT) -> Path:
-    """Convert an exported Paddle program to ONNX with paddle2onnx, in a child process; write ``out_file`` atomically."""
-    try:
-        import paddle2onnx  # noqa: F401  (fail here, with the install hint, not in the child)
-    except ImportError as exc:
-        raise DependencyError(f"paddle2onnx is not importable ({exc}); install it: pip install paddle2onnx==2.1.0") from exc
-    out_file = Path(out_file)
-    cmd = [sys.executable, "-m", "segzoo.inference.onnx", "convert", str(model_file), str(params_file),
-           str(out_file), "--opset", str(int(opset))]
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, errors="replace")
-    except subprocess.TimeoutExpired:
-        raise ExportError(
-            f"paddle2onnx did not convert {model_file} within {timeout:.0f} s; use the paddle engine for this model"
-        ) from None
-    if proc.returncode != 0 or not out_file.is_file():
-        raise ExportError(f"the ONNX conversion of {model_file} is not usable: {_conversion_error(proc)}")
-    log.info("converted %s to %s in %.1f s", model_file, out_file, time.perf_counter() - t0)
-    return out_file
-
-
-def _conversion_error(proc: subprocess.CompletedProcess) -> str:
-    text = (proc.stderr or "") + "\n" + (proc.stdout or "")
-    errors = [m.group(1).strip() for m in re.finditer(r"\[ERROR\]\[(?:Paddle2ONNX|segzoo)\]\s*(.*)", text)]
-    if errors:
-        return "; ".join(dict.fromkeys(errors))
-    lines = [line.strip() for line in text.splitlines() if line.strip() and "Warning" not in line]
-    tail = lines[-1] if lines else ""
-    what = f"exit status {proc.returncode}" if proc.returncode >= 0 else f"killed by signal {-proc.returncode}"
-    return f"{what}{': ' + tail if tail else ''}"
-
-
-def cached_onnx(deploy) -> Path:
-    """The ONNX model of an exported directory, converted once into the cache (keyed by the files' hash)."""
-    key = _key(kind="onnx", files=file_digest(deploy.model_file, deploy.params_file), opset=OPSET)
-    target = exports_cache() / f"{_safe(deploy.model_name or deploy.model_file.parent.name)}-{key}.onnx"
-    failed = target.with_name(target.name + ".failed")
-    with _lock(target):
-        if failed.is_file():  # converted before, and it did not work: do not pay for it again
-            _touch(failed)
-            raise ExportError(failed.read_text(encoding="utf-8").strip())
-        if not target.is_file():
-            log.info("%s: converting to ONNX once for the fast engine (cached in %s) ...",
-                     deploy.model_name or deploy.model_file.parent.name, target.parent)
-            try:
-                convert_to_onnx(deploy.model_file, deploy.params_file, target)
-            except ExportError as exc:
-                from ..fileio import atomic_write
-
-                with atomic_write(failed) as fh:
-                    fh.write(str(exc))
-                raise
-        _touch(target)
-    prune_cache()
-    return target
 
 
 # -- the engine ------------------------------------------------------------------------------------
 def onnx_providers(device: Optional[str]) -> tuple[list, str]:
     """ONNX Runtime providers for ``device`` and the device kind used (``"cpu"`` or ``"gpu"``)."""
     import onnxruntime as ort
-
-    from ..device import parse_device
 
     available = ort.get_available_providers()
     if device is None:
@@ -440,41 +215,25 @@ class OnnxRuntimeEngine(Engine):
             out = sess.run(batch)
         else:
             out = sess.run(None, {sess.get_inputs()[0].name: batch})[0]
-        if out.ndim == 4:
-            self.outputs = "scores"
-        elif out.ndim == 3:
-            self.outputs = "labels"
-        return out
+        return self._seen(out)
 
 
 # -- the factory behind create_model(engine="onnxruntime") ---------------------------------------------
-def fall_back(model_name: str, config: Any, source: Any, device: Optional[str], options: dict, why: str,
-              engine: Optional[str] = None, stacklevel: int = 4) -> Engine:
-    """Warn once (:class:`EngineFallbackWarning`) and build ``engine`` (default: the source's default) instead."""
-    from .engines import ENGINES, fallback_engine
-
-    name = engine or fallback_engine(source.kind)
-    spec = ENGINES[name]
-    warnings.warn(EngineFallbackWarning(f"{model_name}: {why}; running it on the {name} engine instead"), stacklevel=stacklevel)
-    kept = {k: v for k, v in options.items() if k in spec.options or k == "layer"}
-    return spec.factory(model_name, config, source, device, kept)
-
-
+@with_fallback
 def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional[str], options: dict,
                      engine_class: Optional[type] = None) -> Engine:
     """``create_model(..., engine="onnxruntime")``: see the module docstring.
 
     ``engine_class`` runs the ``.onnx`` files (default :class:`OnnxRuntimeEngine`;
     the OpenVINO engine passes its own); it takes the same arguments, plus the
-    ``precision`` option when given.
+    ``precision`` option when given. A model it cannot run raises
+    :class:`~segzoo.inference.engine_table.EngineFallback`, which the table
+    (:func:`~segzoo.inference.engine_table.with_fallback`) turns into the fallback engine.
     """
-    from ..registry import get_registry
-
     OnnxEngine = engine_class or OnnxRuntimeEngine
     card = get_registry().card(model_name)
     output_op = options.get("output_op", "argmax")
-    if output_op not in ("argmax", "none"):
-        raise ConfigError(f"engine_options output_op {output_op!r}: use 'argmax' (labels) or 'none' (scores)")
+    outputs = engine_outputs(output_op, check=True)
     common = {"device": device, "cpu_threads": options.get("cpu_threads")}
     if options.get("precision") is not None:
         common["precision"] = options["precision"]
@@ -484,27 +243,24 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
         try:
             path = cached_onnx(deploy)
         except ExportError as exc:
-            return fall_back(model_name, config, source, device, options, str(exc), engine="paddle", stacklevel=5)
+            raise EngineFallback(str(exc), engine="paddle") from exc
         return OnnxEngine(lambda hw: path, outputs=outputs, input_hw=deploy.fixed_hw,
                                  max_batch=deploy.fixed_batch, **common)
 
     if not card.export.onnx:
         note = card.export.note.split(". ")[0] if card.export.note else "its card says it does not convert to ONNX"
-        return fall_back(model_name, config, source, device, options, f"ONNX is not supported ({note})")
+        raise EngineFallback(f"ONNX is not supported ({note})")
     if source.kind == "inference":
         deploy = source.deploy
-        outputs = "labels" if deploy.output_op == "argmax" else "scores"
         if card.export.onnx_static_hw and deploy.fixed_hw is None:
-            return fall_back(
-                model_name, config, source, device, options,
+            raise EngineFallback(
                 f"{deploy.path.parent} has a dynamic H×W, which this model converts to ONNX only when fixed; "
-                "export it with --input-shape -1,3,H,W (or give its .pdparams) to run it on onnxruntime",
+                "export it with --input-shape -1,3,H,W (or give its .pdparams) to run it on onnxruntime"
             )
-        return from_export(deploy, outputs)
+        return from_export(deploy, engine_outputs(deploy.output_op))
     layer = options.get("layer")
     if layer is None:  # pragma: no cover - create_model always hands the layer over
         raise ConfigError("the onnxruntime engine needs the model's network or an exported directory")
-    outputs = "labels" if output_op == "argmax" else "scores"
     if not card.export.dynamic_shape:
         deploy = cached_export(model_name, config, layer, output_op)
         return from_export(deploy, outputs)
@@ -514,105 +270,19 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
             try:
                 return cached_onnx(deploy)
             except ExportError as exc:
-                from .engines import PaddleInferenceEngine
-
                 log.warning("%s: %s; inputs of %d×%d run on Paddle Inference instead", model_name, exc, hw[1], hw[0])
-                return PaddleInferenceEngine(deploy, device=device, cpu_threads=options.get("cpu_threads"))
+                paddle = ENGINES["paddle"]  # the table's Paddle Inference engine, on this size's export
+                return paddle.factory(model_name, config, ModelSource("inference", path=deploy.path, deploy=deploy),
+                                      device, {"cpu_threads": options.get("cpu_threads")})
 
         return OnnxEngine(per_size, per_size=True, outputs=outputs, **common)
     deploy = cached_export(model_name, config, layer, output_op)
     try:
         path = cached_onnx(deploy)
     except ExportError as exc:
-        return fall_back(model_name, config, source, device, options, str(exc), engine="paddle")
+        raise EngineFallback(str(exc), engine="paddle") from exc
     return OnnxEngine(lambda hw: path, outputs=outputs, **common)
 
 
-# -- the child process that converts -----------------------------------------------------------------
-def _convert_main(argv: Optional[list] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m segzoo.inference.onnx")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    conv = sub.add_parser("convert", help="convert inference.json + inference.pdiparams to ONNX")
-    conv.add_argument("model_file")
-    conv.add_argument("params_file")
-    conv.add_argument("out_file")
-    conv.add_argument("--opset", type=int, default=OPSET)
-    args = parser.parse_args(argv)
-    import paddle2onnx
-
-    from ..fileio import atomic_write
-
-    data = paddle2onnx.export(
-        args.model_file,
-        args.params_file,
-        None,  # no save_file: return the bytes, with no optimize_tool pass
-        opset_version=args.opset,
-        auto_upgrade_opset=True,
-        enable_onnx_checker=True,
-        optimize_tool="None",
-    )
-    problem = validate_conversion(args.model_file, args.params_file, data)
-    if problem:
-        print(f"[ERROR][segzoo] {problem}", file=sys.stderr)
-        return 3
-    with atomic_write(args.out_file, "wb") as fh:
-        fh.write(data)
-    return 0
-
-
-def validate_conversion(model_file: str, params_file: str, onnx_bytes: bytes, dynamic_hw=(128, 160)) -> Optional[str]:
-    """Compare the ONNX model with Paddle Inference (plain CPU kernels) on one random input; ``None`` if they agree.
-
-    The input is the program's fixed ``H×W`` when it has one, else
-    ``dynamic_hw``. Labels must agree on 99.9 % of the pixels; scores within
-    5e-3 of their range (SeaFormer_base/large's float32 attention reaches
-    1.4e-3 on random weights and inputs), with the same argmax on 99.9 %. (paddle2onnx turns
-    an adaptive pooling whose input is not a multiple of its bins into a plain
-    pooling that averages other windows, for instance: it converts, but the
-    masks differ.)
-    """
-    import onnxruntime as ort
-    from paddle import inference as pi
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = default_cpu_threads()
-    opts.log_severity_level = 3
-    h, w = dynamic_hw
-    try:
-        sess = ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
-        shape = sess.get_inputs()[0].shape  # ints where fixed, names or None where dynamic
-        fixed = [d if isinstance(d, int) and d > 0 else None for d in shape]
-        n = fixed[0] or 1
-        h, w = fixed[2] or dynamic_hw[0], fixed[3] or dynamic_hw[1]
-        x = np.random.default_rng(0).standard_normal((n, 3, h, w)).astype(np.float32)
-        got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-    except Exception as exc:
-        first = str(exc).strip().splitlines()
-        return f"ONNX Runtime cannot run it at {w}×{h}: {first[0] if first else type(exc).__name__}"
-    config = pi.Config(model_file, params_file)
-    config.disable_gpu()
-    config.disable_onednn()
-    config.set_cpu_math_library_num_threads(default_cpu_threads())
-    config.disable_glog_info()
-    predictor = pi.create_predictor(config)
-    handle = predictor.get_input_handle(predictor.get_input_names()[0])
-    handle.reshape(list(x.shape))
-    handle.copy_from_cpu(x)
-    predictor.run()
-    want = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
-    if got.shape != want.shape:
-        return f"it outputs {list(got.shape)}, Paddle {list(want.shape)} at {w}×{h}"
-    if want.ndim == 4:
-        rel = float(np.abs(got - want).max() / max(float(np.abs(want).max()), 1e-12))
-        agree = float((got.argmax(1) == want.argmax(1)).mean())
-        if rel > 5e-3 or agree < 0.999:
-            return f"it differs from Paddle at {w}×{h}: scores by {rel:.1e} of their range, argmax on {1 - agree:.2%} of the pixels"
-    else:
-        agree = float((got == want).mean())
-        if agree < 0.999:
-            return f"it differs from Paddle at {w}×{h}: labels differ on {1 - agree:.2%} of the pixels"
-    return None
-
-
-if __name__ == "__main__":  # pragma: no cover - run as the conversion child
+if __name__ == "__main__":  # pragma: no cover - the conversion child of segzoo < the exports cache module
     sys.exit(_convert_main())

@@ -21,8 +21,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..device import parse_device
 from ..errors import ConfigError, DependencyError, WeightsError
-from .engines import Engine
+from .engine_table import Engine
 from .onnx import OnnxRuntimeEngine, make_onnx_engine
 
 #: precision option -> OpenVINO's INFERENCE_PRECISION_HINT
@@ -69,8 +70,6 @@ class OpenVinoEngine(OnnxRuntimeEngine):
         self._lock = threading.RLock()  # run() holds it around the session lookup and the infer request
 
     def _check_runtime(self, device: Optional[str]) -> None:
-        from ..device import parse_device
-
         if self.precision not in PRECISIONS:
             raise ConfigError(f"engine_options precision {self.precision!r}: the openvino engine takes 'fp32' or 'bf16'")
         kind = parse_device(device)[0] if device is not None else "cpu"

@@ -1,4 +1,4 @@
-"""``create_model(...).predict(...)``: the predictor.
+"""Batching and running images through an engine: the ``Predictor`` that ``create_model`` returns.
 
 >>> import segzoo
 >>> model = segzoo.create_model("PP-LiteSeg-T", model_dir="output/best_model/inference")
@@ -31,19 +31,23 @@ softmax).
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from .._lazy import lazy_exports
 from ..errors import ConfigError, ExportError
-from .engines import Engine, check_options, default_engine, engine_spec
+from ..models import build_with_weights as _build_with_weights  # noqa: F401  (its old private name here)
+from ..plugin import normalize_image
+from ..registry import get_registry
+from . import builtin  # noqa: F401  (registers the built-in engines in the table)
+from .engines import DygraphEngine, Engine
+from .export import export_model
 from .inputs import InputLimits, array_to_bgr, iter_inputs
-from .modeldir import ModelSource, resolve_model_dir
+from .modeldir import ModelSource
 from .pipeline import DEFAULT_PREFETCH, Prefetcher, chunked
 from .result import SaveLedger, SegResult
-from .runconfig import build_with_weights as _build_with_weights
 from .sizes import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_PIXEL_LIMIT,
@@ -54,8 +58,9 @@ from .sizes import (
     check_size_pixels,
     parse_size,
     parse_slide,
+    resize_scores,
     resolve_target_size,
-    window_grid,
+    slide_scores,
 )
 
 log = logging.getLogger("segzoo")
@@ -72,7 +77,7 @@ class Predictor:
         model_name: the model's registered name.
         config: its validated config (``num_classes``, ``mean``, ``std``, ...).
         card: its :class:`~segzoo.ModelCard`.
-        engine: the :class:`~segzoo.inference.engines.Engine` that runs batches.
+        engine: the :class:`~segzoo.inference.engine_table.Engine` that runs batches.
         source: where the weights came from (:class:`~segzoo.inference.modeldir.ModelSource`).
         layer: the dygraph ``paddle.nn.Layer`` (``None`` for exported models).
         target_size: the ``create_model()`` level of ``target_size``.
@@ -94,8 +99,6 @@ class Predictor:
         limits: InputLimits = InputLimits(),
         pixel_limit: Optional[int] = DEFAULT_PIXEL_LIMIT,
     ):
-        from ..registry import get_registry
-
         self.registry = get_registry()
         self.model_name = model_name
         self.card = self.registry.card(model_name)
@@ -111,9 +114,8 @@ class Predictor:
         self.limits = limits
         self.class_names: Optional[list[str]] = None
         deploy = source.deploy
-        if deploy is not None:
-            self._mean = np.asarray(deploy.mean, np.float32)
-            self._std = np.asarray(deploy.std, np.float32)
+        if deploy is not None:  # an exported directory normalises with its Deploy.transforms' mean and std
+            self._deploy_norm = _Normalize(np.asarray(deploy.mean, np.float32), np.asarray(deploy.std, np.float32))
 
     # -- construction -----------------------------------------------------------------------------
     @classmethod
@@ -127,11 +129,7 @@ class Predictor:
         (``target_size``, ``slide_window``, ``max_pixels``...). Use
         :meth:`predict_arrays` for the fastest path from arrays to masks.
         """
-        from ..registry import get_registry
-
         cfg = get_registry().config(model_name, config)
-        from .engines import DygraphEngine
-
         engine = DygraphEngine(model_name, cfg, layer)
         return cls(model_name, cfg, engine, ModelSource("layer"), layer=layer, **kwargs)
 
@@ -185,38 +183,17 @@ class Predictor:
 
     __call__ = predict
 
-    def predict_arrays(
-        self,
-        images: Sequence[np.ndarray],
-        batch_size: int = 1,
-        target_size: Any = None,
-        *,
-        slide_window: Any = None,
-        slide_stride: Any = None,
-        max_pixels: Any = "default",
-    ) -> list[np.ndarray]:
+    def predict_arrays(self, images: Sequence[np.ndarray], batch_size: int = 1, target_size: Any = None, *,
+                       slide_window: Any = None, slide_stride: Any = None, max_pixels: Any = "default") -> list[np.ndarray]:
         """Label maps (``H×W``, at each image's size) for a list of BGR arrays: the fast path.
 
         No reading, no result objects: what the evaluator and the trainer use.
         Same sizes, padding and sliding rules as :meth:`predict`.
         """
-        images = _as_list(images)
-        if not images:
-            return []
-        options = self._options(batch_size, target_size, slide_window, slide_stride, max_pixels)
-        arrays = [array_to_bgr(img, f"images[{i}]") for i, img in enumerate(images)]
-        return self._run(arrays, options, want="labels")
+        return self._predict_images(images, "labels", batch_size, target_size, slide_window, slide_stride, max_pixels)
 
-    def predict_scores(
-        self,
-        images: Sequence[np.ndarray],
-        batch_size: int = 1,
-        target_size: Any = None,
-        *,
-        slide_window: Any = None,
-        slide_stride: Any = None,
-        max_pixels: Any = "default",
-    ) -> list[np.ndarray]:
+    def predict_scores(self, images: Sequence[np.ndarray], batch_size: int = 1, target_size: Any = None, *,
+                       slide_window: Any = None, slide_stride: Any = None, max_pixels: Any = "default") -> list[np.ndarray]:
         """Class scores ``C×H×W`` ``float32`` at each image's original size (before the argmax).
 
         Needs an engine that outputs scores (not a model exported with argmax).
@@ -226,17 +203,20 @@ class Predictor:
                 f"{self.model_name}: this engine outputs labels only (exported with output_op argmax); "
                 "scores need the dygraph engine or a model exported with output_op none"
             )
+        return self._predict_images(images, "scores", batch_size, target_size, slide_window, slide_stride, max_pixels)
+
+    def _predict_images(self, images, want: str, batch_size, target_size, slide_window, slide_stride,
+                        max_pixels) -> list[np.ndarray]:
+        """The core of :meth:`predict_arrays` (``want="labels"``) and :meth:`predict_scores` (``"scores"``)."""
         images = _as_list(images)
         if not images:
             return []
         options = self._options(batch_size, target_size, slide_window, slide_stride, max_pixels)
         arrays = [array_to_bgr(img, f"images[{i}]") for i, img in enumerate(images)]
-        return self._run(arrays, options, want="scores")
+        return self._run(arrays, options, want=want)
 
     def export(self, out_dir, output_op: str = "argmax", input_shape: Any = None) -> Path:
         """Export this predictor's network to a PaddleX inference directory (see :func:`export_model`)."""
-        from .export import export_model
-
         if self.layer is None:
             raise ExportError(
                 f"this predictor runs an exported model already ({self.source.path}); copy that directory"
@@ -298,21 +278,14 @@ class Predictor:
 
     def _results(self, batch, masks, ledger) -> Iterator[SegResult]:
         for item, mask in zip(batch, masks):
-                yield SegResult(
-                    mask,
-                    item.image,
-                    input_path=item.input_path,
-                    page_index=item.page_index,
-                    name=item.name,
-                    key=item.key,
-                    ledger=ledger,
-                )
+            yield SegResult(mask, item.image, input_path=item.input_path, page_index=item.page_index,
+                            name=item.name, key=item.key, ledger=ledger)
 
     def normalize(self, image: np.ndarray) -> np.ndarray:
         """One BGR ``uint8`` image → ``3×H×W`` ``float32`` network input (not padded)."""
         if self.source.deploy is not None:
-            rgb = image[:, :, ::-1].astype(np.float32) * (1.0 / 255.0)
-            return np.ascontiguousarray(((rgb - self._mean) / self._std).transpose(2, 0, 1))
+            # PaddleX's Normalize, which is the default plugin's normalize with the export's mean and std
+            return normalize_image(image, self._deploy_norm.mean, self._deploy_norm.std)
         out = self.registry.preprocess(self.model_name, self.config, image)
         return np.ascontiguousarray(out, dtype=np.float32)
 
@@ -373,7 +346,8 @@ class Predictor:
         whole = []
         for i, chw, orig, slide in prepared:
             if slide is not None:
-                scores = self._slide_scores(chw, slide, options["batch_size"])
+                scores = slide_scores(self.engine.run, chw, slide, options["batch_size"], self.card.size_divisor,
+                                      self.model_name)
                 outputs[i] = self._finish(scores, orig, want)
             else:
                 whole.append((i, chw, orig))
@@ -397,30 +371,6 @@ class Predictor:
                 for j, (i, chw, orig) in enumerate(chunk):
                     outputs[i] = self._finish(out[j, ..., : chw.shape[1], : chw.shape[2]], orig, want)
         return outputs  # type: ignore[return-value]
-
-    def _slide_scores(self, chw: np.ndarray, slide, batch_size: int) -> np.ndarray:
-        """Scores of one image from overlapping windows, averaged where they overlap."""
-        (win, stride) = slide
-        _, h, w = chw.shape
-        boxes = window_grid(h, w, win, stride)
-        wh, ww = boxes[0][1] - boxes[0][0], boxes[0][3] - boxes[0][2]
-        hp, wp = ceil_to(wh, self.card.size_divisor), ceil_to(ww, self.card.size_divisor)
-        total: Optional[np.ndarray] = None
-        count = np.zeros((h, w), np.float32)
-        for start in range(0, len(boxes), batch_size):
-            chunk = boxes[start : start + batch_size]
-            batch = np.zeros((len(chunk), 3, hp, wp), np.float32)
-            for j, (y1, y2, x1, x2) in enumerate(chunk):
-                batch[j, :, :wh, :ww] = chw[:, y1:y2, x1:x2]
-            out = self.engine.run(batch)
-            if out.ndim != 4:
-                raise ConfigError(f"{self.model_name}: sliding-window inference needs scores, the engine gave labels")
-            if total is None:
-                total = np.zeros((out.shape[1], h, w), np.float32)
-            for j, (y1, y2, x1, x2) in enumerate(chunk):
-                total[:, y1:y2, x1:x2] += out[j, :, :wh, :ww]
-                count[y1:y2, x1:x2] += 1
-        return total / count
 
     def _finish(self, out: np.ndarray, orig: tuple[int, int], want: str) -> np.ndarray:
         """Engine output for one image (cropped) → labels or scores at the original size."""
@@ -447,19 +397,11 @@ class Predictor:
         return labels.astype(np.int32)
 
 
-def resize_scores(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``C×H×W`` scores resized bilinearly (half-pixel centres, as paddle's default) to ``size = (W, H)``."""
-    import cv2
+class _Normalize(NamedTuple):
+    """The ``mean`` and ``std`` an exported directory normalises with (what :func:`segzoo.plugin.normalize_image` takes)."""
 
-    c = scores.shape[0]
-    out = np.empty((c, size[1], size[0]), np.float32)
-    for start in range(0, c, 512):  # OpenCV handles at most 512 channels at once
-        part = np.ascontiguousarray(scores[start : start + 512].transpose(1, 2, 0), dtype=np.float32)
-        resized = cv2.resize(part, size, interpolation=cv2.INTER_LINEAR)
-        if resized.ndim == 2:
-            resized = resized[:, :, None]
-        out[start : start + 512] = resized.transpose(2, 0, 1)
-    return out
+    mean: np.ndarray
+    std: np.ndarray
 
 
 def _as_list(images) -> list:
@@ -478,158 +420,5 @@ def _check_max_pixels(value) -> Optional[int]:
     return int(value)
 
 
-# -- create_model ---------------------------------------------------------------------------------
-def create_model(
-    model_name: Optional[str] = None,
-    model_dir=None,
-    target_size: Any = None,
-    device: Optional[str] = None,
-    engine: Optional[str] = None,
-    *,
-    engine_options: Optional[dict] = None,
-    slide_window: Any = None,
-    slide_stride: Any = None,
-    max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
-    pixel_limit: Optional[int] = DEFAULT_PIXEL_LIMIT,
-    url_timeout: float = InputLimits.url_timeout,
-    url_max_bytes: int = InputLimits.url_max_bytes,
-    **config_overrides,
-) -> Predictor:
-    """A :class:`Predictor` for ``model_name``: ``segzoo.create_model("PP-LiteSeg-T", model_dir=...)``.
-
-    Args:
-        model_name: a registered model (``segzoo list-models``). May be left
-            out when ``model_dir`` is an exported directory whose
-            ``inference.yml`` names it; a different name there is an error.
-        model_dir: an exported PaddleX inference directory, or dygraph weights
-            (a ``.pdparams`` file or a directory holding one); nothing is
-            downloaded then. Without it and without ``pretrained=``, the model's
-            **official inference model** is used, as in PaddleX: from PaddleX's
-            cache (``~/.paddlex/official_models/NAME``) when complete, else from
-            segzoo's cache, else downloaded into it once (see
-            :mod:`segzoo.official`; ``SEGZOO_OFFLINE=1`` forbids the download).
-            ``pretrained=False`` builds the network with random weights (a
-            :class:`RandomWeightsWarning` says so); ``pretrained="official"``
-            loads the official ``.pdparams`` into the dygraph network;
-            ``pretrained=<.pdparams path or http(s) URL>`` loads those weights.
-        target_size: the default ``target_size`` of :meth:`Predictor.predict`.
-        device: ``"cpu"``, ``"gpu"``, ``"gpu:0"``; ``None`` picks a GPU when there is one.
-        engine: ``"dygraph"`` (the reference), ``"paddle"`` (Paddle
-            Inference), ``"onnxruntime"``, ``"openvino"`` or ``"auto"`` (the
-            fastest measured for this model on this machine, see
-            :mod:`segzoo.inference.auto`). ``None`` (the default) is the
-            fastest engine whose masks agree with dygraph, by a cheap rule
-            (:func:`segzoo.inference.engines.default_engine`): ONNX Runtime on
-            the CPU for every model that exports with a dynamic H×W and
-            converts (converted once per model, cached), Paddle Inference on a
-            GPU, else Paddle Inference / dygraph. Engines other than dygraph
-            run weights and model names through an export cached in segzoo's
-            cache dir.
-        engine_options: options of the engine, e.g. ``{"onednn": False,
-            "cpu_threads": 4}`` for ``"paddle"``, ``{"cpu_threads": 2}`` for
-            ``"onnxruntime"``, ``{"precision": "bf16"}`` for ``"openvino"``.
-        slide_window, slide_stride, max_pixels: defaults of the sliding-window
-            options of :meth:`Predictor.predict`.
-        pixel_limit: the largest image (width × height, after resizing to
-            ``target_size``) :meth:`Predictor.predict` accepts; larger ones
-            are refused before any buffer is allocated. Default: Pillow's
-            decompression-bomb limit (about 179 million pixels); ``None``: no limit.
-        url_timeout, url_max_bytes: limits of URL downloads.
-        **config_overrides: fields of the model's config (``num_classes=4``,
-            ``pretrained="model.pdparams"``, ``mean=...``).
-
-    With dygraph weights whose class count differs from the card's and no
-    ``num_classes`` given, the count is read from the weights' shapes.
-    """
-    from ..registry import get_registry
-
-    registry = get_registry()
-    source = resolve_model_dir(model_dir) if model_dir is not None else None
-    deploy = source.deploy if source is not None else None
-    if model_name is None and source is not None and source.kind == "weights":
-        from .runconfig import read_saved_run  # weights of `segzoo train` name their model beside them
-
-        model_name = getattr(read_saved_run(source.weights), "model_name", None)
-    if model_name is None:
-        if deploy is None or not deploy.model_name:
-            raise ConfigError(
-                "model_name is missing; give it (see `segzoo list-models`), or a model_dir whose "
-                "inference.yml names the model under Global.model_name (or weights of `segzoo train`, "
-                "whose folder's config.yaml names it)"
-            )
-        model_name = deploy.model_name
-    registry.card(model_name)  # an unknown name fails here, with the closest names
-    if deploy is not None and deploy.model_name and deploy.model_name != model_name:
-        raise ConfigError(
-            f"{deploy.path}: Global.model_name is {deploy.model_name!r} but the model asked for is "
-            f"{model_name!r}; use create_model({deploy.model_name!r}, ...) or the directory of a "
-            f"{model_name} export"
-        )
-    limits = InputLimits(url_timeout=float(url_timeout), url_max_bytes=int(url_max_bytes))
-    parse_size(target_size)
-    opts = dict(target_size=target_size, slide_window=slide_window, slide_stride=slide_stride, max_pixels=max_pixels, limits=limits)
-    opts["pixel_limit"] = check_pixel_limit(pixel_limit)
-    check_size_pixels(parse_size(target_size), opts["pixel_limit"])  # before a model is built
-
-    pretrained = config_overrides.pop("pretrained", None)
-    if source is None and pretrained is False:
-        source = ModelSource("random")
-    elif source is None and (pretrained is None or pretrained is True):
-        # no weights given: PaddleX's official inference model (PaddleX's cache, segzoo's, or downloaded once)
-        from ..official import official_inference_dir
-
-        source = resolve_model_dir(official_inference_dir(model_name))
-        deploy = source.deploy
-        official_classes = deploy.num_classes or registry.card(model_name).num_classes
-        asked = config_overrides.get("num_classes")
-        if asked is not None and asked != official_classes:
-            raise ConfigError(
-                f"{model_name}'s official model predicts {official_classes} classes; num_classes={asked} needs "
-                "weights of your own (model_dir=... or pretrained=...), or pretrained=False for random weights"
-            )
-    elif source is None:
-        if isinstance(pretrained, str) and (pretrained == "official" or pretrained.lower().startswith(("http://", "https://"))):
-            from ..official import resolve_weights
-
-            pretrained = resolve_weights(pretrained, model_name)  # the official .pdparams, or a URL's, cached
-        source = ModelSource("weights", weights=Path(pretrained).expanduser())
-        registry.config(model_name, pretrained=pretrained)  # the config's check names a missing file
-    elif pretrained is not None:
-        raise ConfigError(
-            f"give the weights once: model_dir={str(model_dir)!r} and pretrained={str(pretrained)!r} were both given"
-        )
-    spec = engine_spec(engine or default_engine(source.kind, model_name, device), source.kind)
-    options = check_options(spec, engine_options or {})
-    if engine is None and source.kind != "inference" and "output_op" in spec.options:
-        # the default engine on weights exports scores, not an argmax: predict_scores, sliding windows and
-        # bilinear resizing of scores then work exactly as on dygraph, the reference
-        options.setdefault("output_op", "none")
-
-    if source.kind == "inference":
-        base = {"mean": deploy.mean, "std": deploy.std}
-        if deploy.num_classes:
-            base["num_classes"] = deploy.num_classes
-        config = registry.config(model_name, {**base, **config_overrides})
-        eng = spec.factory(model_name, config, source, device, options)
-        return Predictor(model_name, config, eng, source, **opts)
-
-    from ..device import set_device
-
-    set_device(device)
-    config = registry.config(model_name, config_overrides)
-    if source.kind == "weights":
-        layer, config = _build_with_weights(model_name, config, source.weights, "num_classes" in config_overrides)
-    else:
-        warnings.warn(
-            RandomWeightsWarning(
-                f"{model_name} has random weights (pretrained=False), so its predictions mean nothing. "
-                "create_model(name) alone loads PaddleX's official model; give weights of your own with "
-                "model_dir=<exported inference dir, or a .pdparams file / a directory holding one> or "
-                "pretrained=<.pdparams>."
-            ),
-            stacklevel=3,
-        )
-        layer = registry.build_model(model_name, config)
-    layer.eval()
-    eng = spec.factory(model_name, config, source, device, {**options, "layer": layer})
-    return Predictor(model_name, config, eng, source, layer=layer, **opts)
+# create_model lives in .create (it builds a Predictor); its old home here resolves it on first use
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {"create_model": "segzoo.inference.create"})

@@ -39,7 +39,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..fileio import atomic_write, write_bytes
+from ..datasets.palette import colorize, overlay, voc_palette
+from ..errors import ConfigError
+from ..fileio import atomic_write, check_output_dir, write_bytes
 
 log = logging.getLogger("segzoo")
 
@@ -115,8 +117,6 @@ class SegResult:
     @property
     def img(self) -> dict:
         """``{"res": VOC-coloured label map, "overlay": blended on the input}``, both BGR ``uint8``."""
-        from ..datasets.palette import overlay
-
         colour = colorize_labels(self.pred)
         if self.pred.dtype == np.uint8:
             blended = overlay(self.input_img, self.pred, alpha=OVERLAY_ALPHA)
@@ -156,9 +156,6 @@ class SegResult:
     # -- saving -----------------------------------------------------------------------------------
     def _target(self, path, suffix: str, kind: str) -> tuple[Path, bool]:
         """(path, is_directory) for ``path``: a directory unless it ends in a fitting suffix."""
-        from ..errors import ConfigError
-        from ..fileio import check_output_dir
-
         p = Path(path).expanduser()
         if p.is_dir():
             return p, True
@@ -239,8 +236,6 @@ class SegResult:
 
 def colorize_labels(pred: np.ndarray) -> np.ndarray:
     """``H×W`` labels → ``H×W×3`` BGR ``uint8`` in the VOC palette (labels above 255 continue its pattern)."""
-    from ..datasets.palette import colorize, voc_palette
-
     if pred.dtype == np.uint8 or (pred.size and int(pred.max()) <= 255 and int(pred.min()) >= 0):
         return colorize(pred, bgr=True)
     palette = voc_palette(int(pred.max()) + 1)[:, ::-1]

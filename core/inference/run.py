@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from ..fileio import check_output_dir, make_output_dir
+from .create import create_model
+from .inputs import check_inputs
+
 
 def run_predict(
     model_name: Optional[str],
@@ -36,10 +40,6 @@ def run_predict(
 
     Returns: the written paths, in input order.
     """
-    from ..fileio import check_output_dir, make_output_dir
-    from .inputs import check_inputs
-    from .predictor import create_model
-
     check_output_dir(output_dir, "output_dir")  # bad inputs or output fail before a model is built or a file written
     check_inputs(inputs)
     if predictor is None:

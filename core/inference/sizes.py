@@ -1,4 +1,4 @@
-"""Input sizes: ``target_size`` parsing and priority, padding to the stride, sliding windows.
+"""Input sizes: ``target_size`` parsing and priority, padding to the stride, sliding windows, scores resized back.
 
 ``target_size`` follows PaddleX:
 
@@ -23,6 +23,8 @@ import math
 import numbers
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
+
+import numpy as np
 
 from ..errors import ConfigError
 
@@ -193,3 +195,46 @@ def parse_slide(window: Any, stride: Any) -> Optional[tuple[tuple[int, int], tup
             "use a stride no larger than the window"
         )
     return win, st
+
+
+def slide_scores(run, chw: np.ndarray, slide, batch_size: int, size_divisor: int, model_name: str = "model") -> np.ndarray:
+    """Scores of one image (``C×H×W`` normalised) from overlapping windows, averaged where they overlap.
+
+    ``run`` is an engine's ``run``; ``slide`` is ``(window, stride)``; windows are padded to ``size_divisor``.
+    """
+    (win, stride) = slide
+    _, h, w = chw.shape
+    boxes = window_grid(h, w, win, stride)
+    wh, ww = boxes[0][1] - boxes[0][0], boxes[0][3] - boxes[0][2]
+    hp, wp = ceil_to(wh, size_divisor), ceil_to(ww, size_divisor)
+    total: Optional[np.ndarray] = None
+    count = np.zeros((h, w), np.float32)
+    for start in range(0, len(boxes), batch_size):
+        chunk = boxes[start : start + batch_size]
+        batch = np.zeros((len(chunk), 3, hp, wp), np.float32)
+        for j, (y1, y2, x1, x2) in enumerate(chunk):
+            batch[j, :, :wh, :ww] = chw[:, y1:y2, x1:x2]
+        out = run(batch)
+        if out.ndim != 4:
+            raise ConfigError(f"{model_name}: sliding-window inference needs scores, the engine gave labels")
+        if total is None:
+            total = np.zeros((out.shape[1], h, w), np.float32)
+        for j, (y1, y2, x1, x2) in enumerate(chunk):
+            total[:, y1:y2, x1:x2] += out[j, :, :wh, :ww]
+            count[y1:y2, x1:x2] += 1
+    return total / count
+
+
+def resize_scores(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``C×H×W`` scores resized bilinearly (half-pixel centres, as paddle's default) to ``size = (W, H)``."""
+    import cv2
+
+    c = scores.shape[0]
+    out = np.empty((c, size[1], size[0]), np.float32)
+    for start in range(0, c, 512):  # OpenCV handles at most 512 channels at once
+        part = np.ascontiguousarray(scores[start : start + 512].transpose(1, 2, 0), dtype=np.float32)
+        resized = cv2.resize(part, size, interpolation=cv2.INTER_LINEAR)
+        if resized.ndim == 2:
+            resized = resized[:, :, None]
+        out[start : start + 512] = resized.transpose(2, 0, 1)
+    return out

@@ -35,13 +35,14 @@ Importing this package imports neither paddle nor FastAPI.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "ServeSettings": ".settings",
     "create_app": ".app",
-    "app_from_env": ".app",
+    "app_from_env": ".server",
     "DynamicBatcher": ".batcher",
     "BatcherStats": ".batcher",
     "ServeError": ".media",
@@ -51,15 +52,11 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+if TYPE_CHECKING:  # pragma: no cover
+    from .app import create_app
+    from .batcher import BatcherStats, DynamicBatcher
+    from .media import ServeError
+    from .server import app_from_env, load_predictor, serve
+    from .settings import ServeSettings

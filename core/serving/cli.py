@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .settings import MB
+from ..errors import ConfigError
+from .settings import MB, ServeSettings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,8 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     """Validate the flags, load the model, serve until interrupted."""
-    from .server import serve
-    from .settings import ServeSettings
+    from .server import serve  # lazy: it imports the inference layer
 
     settings = ServeSettings.from_options(
         model=args.model,
@@ -73,8 +73,6 @@ def run(args) -> int:
 
 
 def _mb(value: float, flag: str) -> int:
-    from ..errors import ConfigError
-
     if not value > 0:
         raise ConfigError(f"{flag}: {value} must be > 0")
     return int(value * MB)

@@ -32,7 +32,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from ..errors import SegzooError
+from ..datasets.palette import voc_palette
+from ..errors import ConfigError, SegzooError
+from ..inference.inputs import decode_image_bytes, fetch_url
+from ..inference.sizes import parse_size
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _DATA_URL = re.compile(r"^data:([^,]*),", re.IGNORECASE)
@@ -131,8 +134,6 @@ def check_public_url(url: str) -> None:
 
 def fetch_image_url(url: str, settings) -> bytes:
     """Download ``url`` within the settings' time and size limits (blocking; 400 on failure)."""
-    from ..inference.inputs import fetch_url
-
     if settings.allow_private_urls:
         _split(url)
         check = None
@@ -152,7 +153,7 @@ def header_size(data: bytes, where: str = "image") -> Optional[tuple[int, int]]:
     """
     from PIL import Image
 
-    from ..datasets._imageio import _PIL_FORMATS
+    from ..datasets._imageio import _PIL_FORMATS  # lazy: OpenCV
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -171,8 +172,6 @@ def header_size(data: bytes, where: str = "image") -> Optional[tuple[int, int]]:
 
 def load_image(data: bytes, max_pixels: int, where: str = "image") -> np.ndarray:
     """Header-checked, then decoded: ``H×W×3`` BGR ``uint8`` (413 over ``max_pixels``, 400 unreadable)."""
-    from ..inference.inputs import decode_image_bytes
-
     size = header_size(data, where)
     if size is not None and size[0] * size[1] > max_pixels:
         raise ServeError(
@@ -193,9 +192,6 @@ def load_image(data: bytes, max_pixels: int, where: str = "image") -> np.ndarray
 
 def parse_target_size(value: Any, max_pixels: int, field: str = "targetSize"):
     """``targetSize`` as the predictor takes it: ``None``, ``(-1, -1)`` or ``(w, h)`` (422 if invalid)."""
-    from ..errors import ConfigError
-    from ..inference.sizes import parse_size
-
     if isinstance(value, str):
         value = value.strip().strip("[]()").strip() or None
     try:
@@ -213,8 +209,6 @@ def parse_target_size(value: Any, max_pixels: int, field: str = "targetSize"):
 def label_png(labels: np.ndarray, compress_level: int = 3) -> bytes:
     """A label map as PNG: 8-bit palette (values = class ids, colours = VOC) or 16-bit grayscale."""
     from PIL import Image
-
-    from ..datasets.palette import voc_palette
 
     labels = np.ascontiguousarray(labels)
     buf = io.BytesIO()
@@ -234,8 +228,6 @@ def colour_png(labels: np.ndarray) -> bytes:
     if labels.dtype == np.uint8:
         return label_png(labels)
     from PIL import Image
-
-    from ..datasets.palette import voc_palette
 
     rgb = voc_palette(256)[np.asarray(labels, np.int64) % 256]
     buf = io.BytesIO()

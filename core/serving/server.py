@@ -1,4 +1,4 @@
-"""Loading the model and running uvicorn: what ``segzoo serve`` does after parsing its flags."""
+"""Loading the model and running uvicorn (and its per-worker app factory): what ``segzoo serve`` does after its flags."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ import time
 import warnings
 
 from ..errors import ConfigError
+from ..inference.demo import load_demo, read_demo_yml
+from ..inference.modeldir import resolve_model_dir
+from ..inference.create import create_model
+from ..inference.predictor import RandomWeightsWarning
+from ..registry import get_registry
 from .settings import ServeSettings
 
 log = logging.getLogger("segzoo.serving")
@@ -29,12 +34,8 @@ def setup_logging(level: str = "info") -> None:
 
 def load_predictor(settings: ServeSettings):
     """The predictor the settings describe; the built-in demo when neither model nor model_dir is set."""
-    from ..inference.predictor import RandomWeightsWarning, create_model
-
     start = time.perf_counter()
     if settings.model is None and settings.model_dir is None:
-        from ..inference.demo import load_demo, read_demo_yml
-
         if settings.engine is None:
             predictor, _ = load_demo(device=settings.device)
         else:
@@ -66,17 +67,11 @@ def load_predictor(settings: ServeSettings):
 def check_model_cheaply(settings: ServeSettings) -> None:
     """Fail fast, before starting workers, on an unknown model name or a missing model dir / demo."""
     if settings.model is None and settings.model_dir is None:
-        from ..inference.demo import read_demo_yml
-
         read_demo_yml()
         return
     if settings.model is not None:
-        from ..registry import get_registry
-
         get_registry().card(settings.model)
     if settings.model_dir is not None:
-        from ..inference.modeldir import resolve_model_dir
-
         resolve_model_dir(settings.model_dir)
 
 
@@ -113,12 +108,21 @@ def serve(settings: ServeSettings) -> int:
         timeout_graceful_shutdown=10,
     )
     if settings.workers == 1:
-        from .app import create_app
+        from .app import create_app  # lazy: FastAPI
 
         app = create_app(load_predictor(settings), settings)
         uvicorn.run(app, **common)
         return 0
     check_model_cheaply(settings)
     os.environ.update(settings.to_env())
-    uvicorn.run("segzoo.serving.app:app_from_env", factory=True, workers=settings.workers, **common)
+    uvicorn.run("segzoo.serving.server:app_from_env", factory=True, workers=settings.workers, **common)
     return 0
+
+
+def app_from_env():
+    """uvicorn's factory in each worker process: load the model of ``$SEGZOO_SERVE_SETTINGS``."""
+    from .app import create_app  # lazy: FastAPI
+
+    settings = ServeSettings.from_env()
+    setup_logging(settings.log_level)
+    return create_app(load_predictor(settings), settings)

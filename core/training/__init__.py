@@ -22,30 +22,17 @@ __all__ = [
     "load_checkpoint",
 ]
 
-_LAZY = {
-    "train": ("trainer", "train"),
-    "Trainer": ("trainer", "Trainer"),
-    "evaluate": ("evaluation", "evaluate"),
-    "evaluate_layer": ("evaluation", "evaluate_layer"),
-    "ConfusionMatrix": ("metrics", "ConfusionMatrix"),
-    "compute_metrics": ("metrics", "compute_metrics"),
-    "format_table": ("metrics", "format_table"),
-    "Augment": ("transforms", "Augment"),
-    "latest_checkpoint": ("checkpoint", "latest_checkpoint"),
-    "load_checkpoint": ("checkpoint", "load_checkpoint"),
-}
+from .._lazy import lazy_exports
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {
+    "train": ".trainer",
+    "Trainer": ".trainer",
+    "evaluate": ".evaluation",
+    "evaluate_layer": ".evaluation",
+    "ConfusionMatrix": ".metrics",
+    "compute_metrics": ".metrics",
+    "format_table": ".metrics",
+    "Augment": ".transforms",
+    "latest_checkpoint": ".checkpoint",
+    "load_checkpoint": ".checkpoint",
+})

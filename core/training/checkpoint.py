@@ -120,7 +120,7 @@ def save_checkpoint(
 
 def _copy_run_config(output: Path, folder: Path) -> None:
     """Copy the run's ``config.yaml`` (written by the trainer into ``output``) into a checkpoint folder."""
-    from ..inference.runconfig import RUN_CONFIG
+    from ..models import RUN_CONFIG
 
     source = output / RUN_CONFIG
     if source.is_file():

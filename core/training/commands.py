@@ -1,6 +1,7 @@
-"""The ``segzoo train``, ``segzoo evaluate`` and ``segzoo config`` commands, and ``segzoo -c CFG``.
+"""The ``segzoo train``, ``segzoo evaluate`` and ``segzoo config`` commands.
 
 Nothing heavy is imported at module level (``segzoo --help`` stays fast).
+``segzoo -c CFG`` (any ``Global.mode``) is :mod:`segzoo.modes`' job.
 """
 
 from __future__ import annotations
@@ -10,13 +11,20 @@ import contextlib
 import sys
 from pathlib import Path
 
+from .._lazy import moved_names
+from ..cliopts import add_config_option, add_override_option
+from ..config import default_config, load_config, parse_override, render_config
+from ..fileio import atomic_write
+from .distributed import in_launched_process
+
+# `segzoo -c CFG` moved up to segzoo.modes (a layer above); the old name keeps working, with a warning
+__getattr__ = moved_names(__name__, {"run_from_top_level": "segzoo.modes"})
+
 
 def add_config_arguments(p: argparse.ArgumentParser, required: bool = False) -> None:
     """``-c/--config FILE`` and repeated ``-o Section.key=value``, plus Global shortcuts."""
-    p.add_argument("-c", "--config", dest="config_file", required=required, metavar="CFG.yaml",
-                   help="YAML config (print a complete one with `segzoo config MODEL`)")
-    p.add_argument("-o", "--override", dest="overrides", action="append", default=[], metavar="Section.key=value",
-                   help="override one key, e.g. -o Train.epochs_iters=10 (repeatable)")
+    add_config_option(p, "YAML config (print a complete one with `segzoo config MODEL`)", required=required)
+    add_override_option(p, "override one key, e.g. -o Train.epochs_iters=10 (repeatable)")
     p.add_argument("-m", "--model", help="shortcut for -o Global.model=NAME")
     p.add_argument("-d", "--dataset-dir", help="shortcut for -o Global.dataset_dir=DIR")
     p.add_argument("--output", help="shortcut for -o Global.output=DIR")
@@ -34,17 +42,15 @@ def _overrides(args) -> list[str]:
     return items + list(args.overrides or [])
 
 
-def _explicit(overrides) -> set[str]:
+def explicit_keys(overrides) -> set[str]:
     """The ``Section.key`` of each ``-o`` item: the values the user set on purpose."""
-    from ..config import parse_override
-
     return {".".join(parse_override(item)[0]) for item in overrides or ()}
 
 
 @contextlib.contextmanager
 def keys_for_config():
     """Errors about weights name the key as ``-o Section.key=value`` (not Python's ``num_classes=4``)."""
-    from ..inference.runconfig import WeightsFitError
+    from ..models import WeightsFitError
 
     try:
         yield
@@ -54,8 +60,6 @@ def keys_for_config():
 
 def load_from_args(args, mode=None):
     """The validated config of ``-c``/``-o`` (and the shortcuts); ``mode`` forces ``Global.mode``."""
-    from ..config import load_config
-
     overrides = _overrides(args)
     if mode:
         overrides.append(f"Global.mode={mode}")
@@ -73,8 +77,6 @@ def run_train(args) -> int:
 
     cfg = load_from_args(args, "train")
     result = train(cfg, progress=not args.no_progress)
-    from .distributed import in_launched_process
-
     if result and not in_launched_process():
         best = result.get("best_score")
         where = result.get("models", {}).get("best", {}).get("pdparams", "")
@@ -91,13 +93,13 @@ def add_arguments_evaluate(p: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args) -> int:
-    from ..config import run_config
+    from .evaluation import evaluate_config
 
     if args.weights:
         args.overrides = list(args.overrides or []) + [f"Evaluate.weight_path={args.weights}"]
     cfg = load_from_args(args, "evaluate")
     with keys_for_config():
-        result = run_config(cfg, progress=not args.no_progress, explicit=_explicit(_overrides(args)))
+        result = evaluate_config(cfg, progress=not args.no_progress, explicit=explicit_keys(_overrides(args)))
     print(f"wrote {Path(cfg.Global.output) / 'evaluate_result.json'} (mIoU {result['metrics']['mIoU']})")
     return 0
 
@@ -105,20 +107,15 @@ def run_evaluate(args) -> int:
 # -- config ---------------------------------------------------------------------------------------
 def add_arguments_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="model name")
-    p.add_argument("-o", "--override", dest="overrides", action="append", default=[], metavar="Section.key=value",
-                   help="set a key in the printed config (repeatable)")
+    add_override_option(p, "set a key in the printed config (repeatable)")
     p.add_argument("--save", metavar="FILE", help="write the config to FILE (atomically) instead of printing it")
 
 
 def run_config(args) -> int:
-    from ..config import default_config, load_config, render_config
-
     cfg = default_config(args.model)
     if args.overrides:
         cfg = load_config(data=cfg.model_dump(mode="json"), overrides=args.overrides)
     if args.save:
-        from ..fileio import atomic_write
-
         with atomic_write(args.save) as fh:
             fh.write(render_config(cfg))
         print(f"wrote {args.save}", file=sys.stderr)
@@ -126,29 +123,3 @@ def run_config(args) -> int:
         sys.stdout.write(render_config(cfg))
     return 0
 
-
-# -- segzoo -c CFG [-o ...] ------------------------------------------------------------------------
-def run_from_top_level(args) -> int:
-    """``segzoo -c cfg.yaml -o Global.mode=train``: run the mode the config names."""
-    from ..config import load_config, run_config as run_mode
-
-    cfg = load_config(args.top_config, list(args.top_overrides or []))
-    with keys_for_config():
-        result = run_mode(cfg, progress=True, explicit=_explicit(args.top_overrides))
-    mode = cfg.Global.mode
-    if mode == "train" and isinstance(result, dict) and result:
-        print(f"done: best mIoU {result.get('best_score')}; see {cfg.Global.output}/train_result.json")
-    elif mode == "evaluate":
-        print(f"wrote {Path(cfg.Global.output) / 'evaluate_result.json'} (mIoU {result['metrics']['mIoU']})")
-    elif mode == "export":
-        print(f"exported {cfg.Global.model} to {result}")
-    elif mode == "predict":
-        print(f"predictions written to {Path(cfg.Global.output) / 'predict'}")
-    elif mode == "check_dataset" and isinstance(result, dict):
-        from ..datasets.check import RESULT_FILE
-        from ..datasets.cli import format_summary
-
-        path = Path(cfg.Global.output) / "check_dataset" / RESULT_FILE
-        print(format_summary({**result, "result_path": str(path)}))
-        return 0 if result.get("check_pass") else 1
-    return 0

@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 
 from ..errors import DatasetError
+from ..registry import get_registry
 
 __all__ = ["TrainSamples", "batch_sampler_class", "build_train_loader", "collate", "raise_batch_error"]
 
@@ -59,8 +60,6 @@ class TrainSamples:
             return _SampleError(exc)
 
     def _load(self, key):
-        from ..registry import get_registry
-
         epoch, index = (int(key[0]), int(key[1])) if isinstance(key, (tuple, list)) else (0, int(key))
         image, label = self.ds[index]
         valid = label != self.ignore_index

@@ -42,17 +42,16 @@ import sys
 from pathlib import Path
 
 from ..config import SegzooConfig, dump_config
+from ..device import parse_device, set_device
 from ..errors import ConfigError, SegzooError
 
-__all__ = ["requested_processes", "in_launched_process", "launch", "LAUNCH_DIR"]
+__all__ = ["requested_processes", "in_launched_process", "launch", "gather_ranks", "LAUNCH_DIR"]
 
 LAUNCH_DIR = "launch"
 
 
 def requested_processes(cfg: SegzooConfig) -> int:
     """How many training processes the config asks for."""
-    from ..device import parse_device
-
     kind, ids = parse_device(cfg.Global.device) if cfg.Global.device else ("auto", [])
     if kind == "gpu" and len(ids) > 1:
         if cfg.Train.num_processes not in (1, len(ids)):
@@ -89,14 +88,10 @@ def launch(cfg: SegzooConfig, progress: bool = True) -> dict:
     """Run the training of ``cfg`` in ``N`` processes; return rank 0's ``train_result.json``."""
     import json
 
-    from ..device import parse_device
-
     n = requested_processes(cfg)
     kind, ids = parse_device(cfg.Global.device) if cfg.Global.device else ("cpu", [])
     if kind == "gpu":  # fail here, with one message, rather than in every launched process
         import paddle
-
-        from ..device import set_device
 
         set_device(f"gpu:{ids[0]}")  # names the fix when this paddle has no CUDA
         count = paddle.device.cuda.device_count()
@@ -127,3 +122,24 @@ def launch(cfg: SegzooConfig, progress: bool = True) -> dict:
         )
     result_path = out / "train_result.json"
     return json.loads(result_path.read_text(encoding="utf-8")) if result_path.is_file() else {}
+
+
+def gather_ranks(model, rank: int, world: int, first_samples: list) -> dict:
+    """``train_result.json``'s ``distributed`` entry: every rank's first samples and a SHA-1 of its final weights.
+
+    Trainable parameters only: BatchNorm statistics (non-trainable) come from each process's own batches.
+    """
+    import hashlib
+
+    import numpy as np
+    import paddle.distributed as dist
+
+    h = hashlib.sha1()
+    params = {name: p for name, p in model.named_parameters() if not p.stop_gradient}
+    for key in sorted(params):
+        h.update(key.encode())
+        h.update(np.ascontiguousarray(params[key].numpy()).tobytes())
+    mine = {"rank": rank, "first_samples": first_samples, "params_sha1": h.hexdigest()}
+    gathered: list = []
+    dist.all_gather_object(gathered, mine)
+    return {"world_size": world, "ranks": sorted(gathered, key=lambda r: r["rank"])}

@@ -19,12 +19,15 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Collection, Optional, Sequence, Union
 
-
+from ..config import explicit_model_fields, model_fields_for_weights, weights_path
+from ..device import set_device
 from ..errors import ConfigError
-from ..fileio import write_json
+from ..fileio import check_output_dir, write_json
+from ..registry import get_registry
 from .metrics import ConfusionMatrix, compute_metrics, format_table, to_jsonable
+from .plots import confusion_matrix_png
 
-__all__ = ["evaluate", "evaluate_layer", "RESULT_FILE", "MATRIX_PNG"]
+__all__ = ["evaluate", "evaluate_layer", "evaluate_config", "RESULT_FILE", "MATRIX_PNG"]
 
 PathLike = Union[str, os.PathLike]
 RESULT_FILE = "evaluate_result.json"
@@ -113,10 +116,8 @@ def evaluate_layer(
 
 def _build(model_name: str, weights: PathLike, overrides: dict, given: set, device: Optional[str]):
     """The network of ``weights`` (a ``.pdparams`` file or a folder holding one), in eval mode, and its config."""
-    from ..device import set_device
     from ..inference.modeldir import resolve_model_dir
-    from ..inference.runconfig import build_with_weights as _build_with_weights
-    from ..registry import get_registry
+    from ..models import build_with_weights as _build_with_weights
 
     source = resolve_model_dir(weights)
     if source.kind != "weights":
@@ -177,7 +178,6 @@ def evaluate(
     ``None`` where undefined), ``confusion_matrix``, and what was evaluated.
     """
     from ..datasets import SegDataset
-    from ..registry import get_registry
 
     registry = get_registry()
     if config is None:
@@ -192,8 +192,6 @@ def evaluate(
         overrides["num_classes"] = num_classes
         given.add("num_classes")
     if output_dir is not None:
-        from ..fileio import check_output_dir
-
         check_output_dir(output_dir, "output_dir")  # before the model is built, not after the evaluation
     dataset = SegDataset(dataset_dir, split)
     if len(dataset) == 0:
@@ -236,8 +234,6 @@ def evaluate(
     }
     table = format_table(metrics, names)
     if output_dir is not None:
-        from .plots import confusion_matrix_png
-
         out = Path(output_dir)
         confusion_matrix_png(cm.matrix, out / MATRIX_PNG, names, title=f"{model_name} on {Path(dataset_dir).name}/{split}")
         result["confusion_matrix_png"] = MATRIX_PNG
@@ -246,3 +242,34 @@ def evaluate(
         print(f"{model_name} on {dataset_dir} ({split}, {len(dataset)} images)")
         print(table)
     return result
+
+
+def evaluate_config(cfg, progress: bool = True, explicit: Collection[str] = ()) -> dict:
+    """``Global.mode=evaluate`` of a validated config: ``Evaluate.weight_path`` (else the run's best) on the val split.
+
+    ``explicit``: the ``Section.key`` names the caller set on purpose (the ``-o``
+    keys); their model fields win over the run's ``config.yaml`` saved beside
+    the weights (see :mod:`segzoo.models`).
+    """
+    weights = weights_path(cfg.Evaluate.weight_path, cfg, "Evaluate")
+    return evaluate(
+        cfg.Global.model,
+        cfg.Global.dataset_dir or _run_dataset_dir(weights),
+        weights,
+        config=model_fields_for_weights(cfg),
+        explicit=explicit_model_fields(explicit),
+        output_dir=cfg.output_dir,
+        device=cfg.Global.device,
+        progress=progress,
+    )
+
+
+def _run_dataset_dir(weights: Path) -> str:
+    """The dataset the weights were trained on (their run's config.yaml), for an evaluation that names none."""
+    from ..models import read_saved_run
+
+    saved = read_saved_run(weights)
+    if saved is None or not saved.dataset_dir:
+        raise ConfigError("Global.dataset_dir: required for mode evaluate; set -o Global.dataset_dir=DIR")
+    print(f"evaluating on {saved.dataset_dir}, the dataset the weights were trained on ({saved.source})", file=sys.stderr)
+    return saved.dataset_dir

@@ -30,6 +30,9 @@ from typing import Any, Optional
 
 from ..config import PRETRAINED_KEYWORDS
 from ..errors import SegzooError
+from ..official import resolve_weights
+from ..registry import get_registry
+from ..weights import load_weights
 
 __all__ = ["load_initial_weights", "classifier_layers"]
 
@@ -78,9 +81,6 @@ def load_initial_weights(
     if spec is None:
         say.info("initial weights: none (%s=null): training from scratch", KEY)
         return None
-    from ..registry import get_registry
-    from ..weights import load_weights
-
     card = get_registry().card(model_name)
     if spec in PRETRAINED_KEYWORDS and getattr(card, "official", "unknown") is None:
         if spec == "official_backbone":
@@ -90,8 +90,6 @@ def load_initial_weights(
         raise SegzooError(f"{KEY}=official: {model_name} publishes no official weights; give a .pdparams path or "
                           f"URL, or {KEY}=null to train from scratch")
     try:
-        from ..official import resolve_weights
-
         local = Path(spec).expanduser()
         if spec not in PRETRAINED_KEYWORDS and "://" not in spec and local.is_dir():
             path = local  # a checkpoint folder (output/best_model): its model.pdparams

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 
+from ..errors import ConfigError
+
 __all__ = ["build_scheduler", "build_optimizer", "effective_warmup"]
 
 log = logging.getLogger("segzoo.train")
@@ -72,6 +74,4 @@ def build_optimizer(config, parameters, scheduler):
             weight_decay=decay,
             grad_clip=clip,
         )
-    from ..errors import ConfigError
-
     raise ConfigError(f"Model.optimizer: {config.optimizer!r} is not supported; use sgd or adamw")

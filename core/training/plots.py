@@ -14,13 +14,12 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from ..fileio import write_bytes
+from ..paths import cache_dir
 
 __all__ = ["confusion_matrix_png", "curves_png"]
 
 
 def _pyplot():
-    from ..paths import cache_dir
-
     os.environ.setdefault("MPLCONFIGDIR", str(cache_dir() / "matplotlib"))
     import matplotlib
 

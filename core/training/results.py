@@ -13,8 +13,9 @@ from typing import Any, Optional
 
 from ..errors import SegzooError
 from . import checkpoint as ckpt
+from .metrics import to_jsonable
 
-__all__ = ["RESULT_FILE", "LOG_FILE", "CONFIG_FILE", "CURVES_PNG", "train_result"]
+__all__ = ["RESULT_FILE", "LOG_FILE", "CONFIG_FILE", "CURVES_PNG", "train_result", "write_result"]
 
 RESULT_FILE = "train_result.json"
 LOG_FILE = "train.log"
@@ -79,4 +80,15 @@ def train_result(
         result["export"] = export_info
     if (out / CURVES_PNG).exists():
         result["curves"] = CURVES_PNG
+    return result
+
+
+def write_result(out: Path, model_name: str, done: bool, last_iter: int, total_iters: int,
+                 best_score: Optional[float], best_iter: Optional[int], export_info: Optional[dict] = None,
+                 **extra) -> dict:
+    """Write ``out/train_result.json`` (:func:`train_result` plus ``extra``) atomically; returns its dict."""
+    result = train_result(out, model_name, done, last_iter, total_iters, best_score, best_iter, export_info)
+    result.update(extra)
+    result = to_jsonable(result)
+    ckpt.write_train_result(out / RESULT_FILE, result)
     return result

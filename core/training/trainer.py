@@ -45,8 +45,6 @@ and only rank 0 evaluates and writes files while the others wait.
 from __future__ import annotations
 
 import datetime
-import hashlib
-import logging
 import math
 import os
 import sys
@@ -57,14 +55,25 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from ..config import SegzooConfig, dump_config, load_config, model_config_for, resolve_config
+from ..device import parse_device, set_device
 from ..errors import ConfigError, DatasetError, SegzooError
+from ..models import build_from_config
+from ..registry import get_registry
 from . import checkpoint as ckpt
-from .results import CONFIG_FILE, CURVES_PNG, LOG_FILE, RESULT_FILE, train_result
-from .rng import rng_state, seed_all, set_rng_state
+from .data import TrainSamples, build_train_loader, raise_batch_error
+from .distributed import gather_ranks, in_launched_process, launch, requested_processes
+from .ema import WeightsEMA
+from .evaluation import evaluate_layer
+from .init_weights import load_initial_weights
+from .metrics import compute_metrics, format_table
+from .optim import build_optimizer, build_scheduler
+from .plots import curves_png
+from .resume import clear_earlier_run, resume
+from .results import CONFIG_FILE, CURVES_PNG, write_result
+from .rng import rng_state, seed_all
+from .trainlog import close_log, log, open_log
 
 __all__ = ["train", "Trainer"]
-
-log = logging.getLogger("segzoo.train")
 
 
 def _as_config(config, overrides: Sequence[str] = ()) -> SegzooConfig:
@@ -88,34 +97,12 @@ def train(
     process re-launches itself through ``paddle.distributed.launch`` and
     returns when all processes are done.
     """
-    from .distributed import in_launched_process, launch, requested_processes
-
     cfg = _as_config(config, overrides)
     if not cfg.Global.dataset_dir:
         raise ConfigError("Global.dataset_dir: required for training; set -o Global.dataset_dir=DIR")
     if requested_processes(cfg) > 1 and not in_launched_process():
         return launch(cfg, progress=progress)
     return Trainer(cfg, progress=progress).run()
-
-
-class _TqdmHandler(logging.Handler):
-    """Log records to stderr without breaking the progress bar."""
-
-    def emit(self, record):
-        try:
-            from tqdm import tqdm
-
-            tqdm.write(self.format(record), file=sys.stderr)
-        except Exception:  # pragma: no cover
-            self.handleError(record)
-
-
-def _digest(state: dict) -> str:
-    h = hashlib.sha1()
-    for key in sorted(state):
-        h.update(key.encode())
-        h.update(np.ascontiguousarray(state[key].numpy()).tobytes())
-    return h.hexdigest()
 
 
 class Trainer:
@@ -136,7 +123,7 @@ class Trainer:
         self.last_metrics: Optional[dict] = None
         self.ema = None  # a WeightsEMA with Train.ema (rank 0 only)
         self.ema_miou: Optional[float] = None  # the EMA's mIoU at the last evaluation
-        self._handlers: list[logging.Handler] = []
+        self._handlers: list = []  # the training log's, on rank 0
 
     # -- set-up --------------------------------------------------------------------------
     def _setup_distributed(self):
@@ -148,8 +135,6 @@ class Trainer:
             dist.init_parallel_env()
         self.rank = dist.get_rank() if self.world > 1 else 0
         self.is_main = self.rank == 0
-        from ..device import parse_device, set_device
-
         kind, _ = parse_device(self.cfg.Global.device)
         if self.world > 1 and kind == "gpu":
             paddle.set_device(f"gpu:{dist.ParallelEnv().device_id}")
@@ -157,27 +142,6 @@ class Trainer:
         else:
             self.device = set_device(self.cfg.Global.device)
         self.on_gpu = self.device.startswith("gpu")
-
-    def _setup_logging(self):
-        self.out.mkdir(parents=True, exist_ok=True)
-        fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-        fh = logging.FileHandler(self.out / LOG_FILE, mode="a", encoding="utf-8")
-        fh.setFormatter(fmt)
-        console = _TqdmHandler()
-        console.setFormatter(logging.Formatter("%(message)s"))
-        console.setLevel(logging.WARNING)
-        for h in (fh, console):
-            log.addHandler(h)
-            self._handlers.append(h)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-
-    def _teardown_logging(self):
-        for h in self._handlers:
-            log.removeHandler(h)
-            h.close()
-        self._handlers.clear()
-        log.propagate = True
 
     def _seed(self, offset: int = 0):
         seed_all(self.cfg.Train.seed + offset)
@@ -208,52 +172,19 @@ class Trainer:
         )
 
     def _resume(self, path: str) -> int:
-        model_state, opt_state, states = ckpt.load_checkpoint(path)
-        if states.get("model_name") not in (None, self.name):
-            raise ConfigError(
-                f"Train.resume_path: {path} is a checkpoint of {states['model_name']}, not {self.name}"
-            )
-        if states.get("num_classes") not in (None, self.model_config.num_classes):
-            raise ConfigError(
-                f"Train.resume_path: {path} was trained with num_classes={states['num_classes']}, the config "
-                f"says {self.model_config.num_classes}; use the same Train.num_classes"
-            )
-        start = int(states["iter"])
-        if start >= self.total:
-            raise ConfigError(
-                f"Train.resume_path: {path} is at iteration {start}, Train.epochs_iters is {self.total}; "
-                "raise Train.epochs_iters to train longer"
-            )
-        self.model.set_state_dict(model_state)
-        self._resumed_ema = ckpt.read_ema(path) if self.cfg.Train.ema and self.is_main else None
-        if self.cfg.Train.ema and self.is_main and self._resumed_ema is None:
-            log.warning("%s holds no %s (trained without Train.ema): the EMA starts from its weights", path, ckpt.EMA)
-        if opt_state is not None:
-            self.optimizer.set_state_dict(opt_state)
-        if self.scaler is not None and states.get("scaler"):
-            self.scaler.load_state_dict(states["scaler"])
-        self.best_miou = states.get("best_mIoU")
-        self.best_iter = states.get("best_iter")
-        self.history = states.get("history") or self.history
-        set_rng_state(states.get("rng"), self.on_gpu)
-        log.info("resumed from %s at iteration %d", path, start)
-        return start
+        want_ema = bool(self.cfg.Train.ema and self.is_main)
+        got = resume(path, self.name, self.model_config.num_classes, self.total, self.model, self.optimizer,
+                     self.scaler, self.on_gpu, want_ema, log)
+        self._resumed_ema = got.ema_state
+        self.best_miou, self.best_iter = got.best_miou, got.best_iter
+        self.history = got.history or self.history
+        return got.start
 
     def _write_result(self, done: bool, last_iter: int, **extra) -> dict:
-        from .metrics import to_jsonable
-
-        result = train_result(self.out, self.name, done, last_iter, self.total, self.best_miou, self.best_iter,
-                              extra.pop("export_info", None))
-        result.update(extra)
-        result = to_jsonable(result)
-        ckpt.write_train_result(self.out / RESULT_FILE, result)
-        return result
+        return write_result(self.out, self.name, done, last_iter, self.total, self.best_miou, self.best_iter, **extra)
 
     # -- evaluation ------------------------------------------------------------------------
     def _evaluate(self, it: int) -> Optional[dict]:
-        from .evaluation import evaluate_layer
-        from .metrics import compute_metrics, format_table
-
         t0 = time.perf_counter()
         cm = evaluate_layer(
             self.name, self.model_config, self.model, self.val_dataset, self.model_config.num_classes,
@@ -292,15 +223,12 @@ class Trainer:
         import paddle
 
         from ..datasets import SegDataset
-        from ..models import build_from_config
-        from .data import TrainSamples, build_train_loader
-        from .optim import build_optimizer, build_scheduler
-        from .transforms import Augment
+        from .transforms import Augment  # cv2
 
         self._setup_distributed()
         cfg, t = self.cfg, self.cfg.Train
         if self.is_main:
-            self._setup_logging()
+            self._handlers = open_log(self.out)
             ckpt.recover(self.out)
             dump_config(resolve_config(cfg), self.out / CONFIG_FILE)
         try:
@@ -318,8 +246,6 @@ class Trainer:
             self._seed()
             self.model = build_from_config(self.name, self.model_config)
             if not t.resume_path:
-                from .init_weights import load_initial_weights
-
                 load_initial_weights(self.model, t.pretrain_weight_path, self.name, self.model_config.num_classes,
                                      log if self.is_main else None)
             if self.rank:
@@ -338,18 +264,9 @@ class Trainer:
                 start = self._resume(t.resume_path)
             else:
                 start = 0
-                stale = ckpt.list_checkpoints(self.out) if self.is_main else []
-                if stale:
-                    # a fresh run must not keep (or prune its own checkpoints in favour of) an earlier run's
-                    log.warning(
-                        "%s holds checkpoints of an earlier run (%s); removing them. To continue that run "
-                        "instead, set Train.resume_path=%s", self.out, ", ".join(p.name for _, p in stale),
-                        stale[-1][1],
-                    )
-                    ckpt.prune_checkpoints(self.out, 0)
+                if self.is_main:
+                    clear_earlier_run(self.out, log)
             if t.ema and self.is_main:
-                from .ema import WeightsEMA
-
                 self.ema = WeightsEMA(self.model, t.ema_decay)
                 if self._resumed_ema is not None:
                     self.ema.load(self._resumed_ema, f"{t.resume_path}/{ckpt.EMA}")
@@ -374,15 +291,12 @@ class Trainer:
             return result
         finally:
             if self.is_main:
-                self._teardown_logging()
+                close_log(self._handlers)
 
     def _loop(self, net, loader, start: int) -> dict:
         import paddle
         import paddle.distributed as dist
         from tqdm import tqdm
-
-        from ..registry import get_registry
-        from .data import raise_batch_error
 
         registry = get_registry()
         t = self.cfg.Train
@@ -478,14 +392,7 @@ class Trainer:
     def _finish(self, last_iter: int, seen: list, train_seconds: float) -> dict:
         import paddle.distributed as dist
 
-        dist_info = None
-        if self.world > 1:
-            # trainable parameters only: BatchNorm statistics (non-trainable) come from each process's own batches
-            params = {name: p for name, p in self.model.named_parameters() if not p.stop_gradient}
-            mine = {"rank": self.rank, "first_samples": seen, "params_sha1": _digest(params)}
-            gathered: list = []
-            dist.all_gather_object(gathered, mine)
-            dist_info = {"world_size": self.world, "ranks": sorted(gathered, key=lambda r: r["rank"])}
+        dist_info = gather_ranks(self.model, self.rank, self.world, seen) if self.world > 1 else None
         if not self.is_main:
             dist.barrier()
             return {}
@@ -498,8 +405,6 @@ class Trainer:
             export_info = self._export(best)
         if self.history["iters"]:
             try:
-                from .plots import curves_png
-
                 curves_png(self.history, self.out / CURVES_PNG, title=f"{self.name} on {self.cfg.Global.dataset_dir}")
             except Exception as exc:  # a picture must not fail a finished training
                 log.warning("could not draw %s: %s", CURVES_PNG, exc)

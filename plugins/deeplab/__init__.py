@@ -13,7 +13,9 @@ from pydantic import Field
 
 from segzoo import ExportSupport, Figures, ModelCard, ModelConfig
 
-from .._paddleseg import CITYSCAPES_PROTOCOL, PaddleSegPlugin
+from .._datasets import CITYSCAPES
+from .._paddleseg import PaddleSegPlugin
+from ..paddleseg_compat import import_paddleseg
 
 
 class DeepLabConfig(ModelConfig):
@@ -27,8 +29,6 @@ class DeepLabConfig(ModelConfig):
 
 def _builder(depth: int, plus: bool):
     def build(config: DeepLabConfig):
-        from segzoo.compat import import_paddleseg
-
         import_paddleseg()
         from paddleseg.models import DeepLabV3, DeepLabV3P
         from paddleseg.models.backbones import ResNet50_vd, ResNet101_vd
@@ -58,14 +58,11 @@ def _plugin(name, depth, plus, miou, gpu, cpu, size):
     card = ModelCard(
         name=name,
         family="deeplab",
-        dataset="Cityscapes",
-        num_classes=19,
+        **CITYSCAPES.card_fields(),
         description=f"{net} with a ResNet{depth}_vd backbone, output stride 8",
         architecture=f"{net} / ResNet{depth}_vd (output_stride 8, multi_grid [1,2,4], "
         f"aspp_ratios [1,12,24,36]{', backbone_indices [0,3]' if plus else ''})",
         figures=Figures(miou=miou, gpu_ms=gpu[0], gpu_ms_hp=gpu[1], cpu_ms=cpu[0], cpu_ms_hp=cpu[1], size_mb=size),
-        eval_protocol=CITYSCAPES_PROTOCOL,
-        input_size=(1024, 512),
         size_divisor=8,
         export=ExportSupport(),
         official={"name": name},

@@ -37,6 +37,8 @@ from segzoo import (
     PluginError,
 )
 
+from .._datasets import ADE20K
+
 ADE20K_MASKFORMER_PROTOCOL = (
     "ADE20K val (2,000 images, 150 classes; the 'other' label 0 is ignored and the rest shifted "
     "down by one), each image resized so that its short side is 512 keeping the aspect ratio "
@@ -211,16 +213,13 @@ def _plugin(variant: str) -> MaskFormerPlugin:
     card = ModelCard(
         name=name,
         family="maskformer",
-        dataset="ADE20k",
-        num_classes=150,
+        **ADE20K.card_fields(eval_protocol=ADE20K_MASKFORMER_PROTOCOL),
         description=f"MaskFormer: 100 (class, mask) queries on a {swin} backbone and an FPN pixel decoder",
         architecture=(
             f"MaskFormer / SwinTransformer_{variant}_patch4_window7_224_maskformer (depths {depths}, "
             "window 7), 100 queries, 6 decoder layers"
         ),
         figures=Figures(miou=miou),
-        eval_protocol=ADE20K_MASKFORMER_PROTOCOL,
-        input_size=(512, 512),
         size_divisor=32,
         export=ExportSupport(
             static=True,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import paddle
 import paddle.nn.functional as F
 
-from segzoo.compat import import_paddleseg
+from ..paddleseg_compat import import_paddleseg
 
 import_paddleseg()
 

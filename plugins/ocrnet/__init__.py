@@ -10,7 +10,9 @@ from pydantic import Field
 
 from segzoo import ExportSupport, Figures, ModelCard, ModelConfig
 
-from .._paddleseg import CITYSCAPES_PROTOCOL, PaddleSegPlugin
+from .._datasets import CITYSCAPES
+from .._paddleseg import PaddleSegPlugin
+from ..paddleseg_compat import import_paddleseg
 
 
 class OCRNetConfig(ModelConfig):
@@ -23,8 +25,6 @@ class OCRNetConfig(ModelConfig):
 
 def _builder(width: int):
     def build(config: OCRNetConfig):
-        from segzoo.compat import import_paddleseg
-
         import_paddleseg()
         from paddleseg.models import OCRNet
         from paddleseg.models.backbones import HRNet_W18, HRNet_W48
@@ -46,13 +46,10 @@ def _plugin(name, width, miou, gpu, cpu, size):
     card = ModelCard(
         name=name,
         family="ocrnet",
-        dataset="Cityscapes",
-        num_classes=19,
+        **CITYSCAPES.card_fields(),
         description=f"OCRNet (object-contextual representations) on HRNet-W{width}",
         architecture=f"OCRNet / HRNet_W{width}, backbone_indices [0], losses [1, 0.4]",
         figures=Figures(miou=miou, gpu_ms=gpu[0], gpu_ms_hp=gpu[1], cpu_ms=cpu[0], cpu_ms_hp=cpu[1], size_mb=size),
-        eval_protocol=CITYSCAPES_PROTOCOL,
-        input_size=(1024, 512),
         size_divisor=32,
         export=ExportSupport(),
         official={"name": name},

@@ -13,7 +13,9 @@ from pydantic import Field
 
 from segzoo import ExportSupport, Figures, ModelCard, ModelConfig
 
-from .._paddleseg import CITYSCAPES_PROTOCOL, PaddleSegPlugin
+from .._datasets import CITYSCAPES
+from .._paddleseg import PaddleSegPlugin
+from ..paddleseg_compat import import_paddleseg
 
 
 class PPLiteSegConfig(ModelConfig):
@@ -27,8 +29,6 @@ class PPLiteSegConfig(ModelConfig):
 
 def _builder(stdc: int):
     def build(config: PPLiteSegConfig):
-        from segzoo.compat import import_paddleseg
-
         import_paddleseg()
         from paddleseg.models import PPLiteSeg
         from paddleseg.models.backbones import STDC1, STDC2
@@ -53,42 +53,32 @@ _EXPORT = ExportSupport(
     "(a PaddleX export of PP-LiteSeg has fixed pooling kernels: it converts to ONNX only at a fixed H×W)",
 )
 
-PPLITESEG_T = PaddleSegPlugin(
-    ModelCard(
-        name="PP-LiteSeg-T",
-        family="ppliteseg",
-        dataset="Cityscapes",
-        num_classes=19,
-        description="PP-LiteSeg, real-time segmentation on STDC1",
-        architecture="PPLiteSeg / STDC1, arm_out_chs [32,64,128], seg_head_inter_chs [32,64,64]",
-        figures=Figures(miou=73.10, gpu_ms=30.16, gpu_ms_hp=14.03, cpu_ms=420.07, cpu_ms_hp=235.01, size_mb=28.5),
-        eval_protocol=CITYSCAPES_PROTOCOL,
-        input_size=(1024, 512),
-        size_divisor=32,
-        export=_EXPORT,
-        official={"name": "PP-LiteSeg-T"},
-        config_class=PPLiteSegConfig.with_defaults(
-            "PPLiteSegTConfig", doc="Config of PP-LiteSeg-T.", arm_out_chs=(32, 64, 128), seg_head_inter_chs=(32, 64, 64)
-        ),
-    ),
-    build=_builder(1),
-)
 
-PPLITESEG_B = PaddleSegPlugin(
-    ModelCard(
-        name="PP-LiteSeg-B",
+def _plugin(variant: str, stdc: int, channels: str, figures: Figures, **config_defaults) -> PaddleSegPlugin:
+    name = f"PP-LiteSeg-{variant}"
+    card = ModelCard(
+        name=name,
         family="ppliteseg",
-        dataset="Cityscapes",
-        num_classes=19,
-        description="PP-LiteSeg, real-time segmentation on STDC2",
-        architecture="PPLiteSeg / STDC2, class defaults (arm_out_chs [64,96,128], seg_head_inter_chs [64,64,64])",
-        figures=Figures(miou=75.25, gpu_ms=40.92, gpu_ms_hp=20.18, cpu_ms=494.32, cpu_ms_hp=310.34, size_mb=47.0),
-        eval_protocol=CITYSCAPES_PROTOCOL,
-        input_size=(1024, 512),
+        **CITYSCAPES.card_fields(),
+        description=f"PP-LiteSeg, real-time segmentation on STDC{stdc}",
+        architecture=f"PPLiteSeg / STDC{stdc}, {channels}",
+        figures=figures,
         size_divisor=32,
         export=_EXPORT,
-        official={"name": "PP-LiteSeg-B"},
-        config_class=PPLiteSegConfig.with_defaults("PPLiteSegBConfig", doc="Config of PP-LiteSeg-B."),
-    ),
-    build=_builder(2),
+        official={"name": name},
+        config_class=PPLiteSegConfig.with_defaults(
+            f"PPLiteSeg{variant}Config", doc=f"Config of {name}.", **config_defaults
+        ),
+    )
+    return PaddleSegPlugin(card, build=_builder(stdc))
+
+
+PPLITESEG_T = _plugin(
+    "T", 1, "arm_out_chs [32,64,128], seg_head_inter_chs [32,64,64]",
+    Figures(miou=73.10, gpu_ms=30.16, gpu_ms_hp=14.03, cpu_ms=420.07, cpu_ms_hp=235.01, size_mb=28.5),
+    arm_out_chs=(32, 64, 128), seg_head_inter_chs=(32, 64, 64),
+)
+PPLITESEG_B = _plugin(
+    "B", 2, "class defaults (arm_out_chs [64,96,128], seg_head_inter_chs [64,64,64])",
+    Figures(miou=75.25, gpu_ms=40.92, gpu_ms_hp=20.18, cpu_ms=494.32, cpu_ms_hp=310.34, size_mb=47.0),
 )

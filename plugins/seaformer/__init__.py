@@ -14,11 +14,7 @@ from pydantic import Field
 
 from segzoo import ExportSupport, Figures, ModelCard, ModelConfig, ModelPlugin
 
-ADE20K_PROTOCOL = (
-    "ADE20K val (2,000 images, 150 classes; the 'other' label 0 is ignored and the rest shifted "
-    "down by one), short side resized to 512 keeping the aspect ratio, whole-image inference, "
-    "single scale, no flipping; mIoU averaged over the 150 classes (PaddleSeg / PaddleX recipe)"
-)
+from .._datasets import ADE20K, ADE20K_PROTOCOL  # noqa: F401  (ADE20K_PROTOCOL: moved; old home keeps it)
 
 
 class SeaFormerConfig(ModelConfig):
@@ -57,13 +53,10 @@ def _plugin(variant: str) -> ModelPlugin:
     card = ModelCard(
         name=name,
         family="seaformer",
-        dataset="ADE20k",
-        num_classes=150,
+        **ADE20K.card_fields(),
         description=f"SeaFormer-{variant.capitalize()}: squeeze-enhanced axial transformer, light head",
         architecture=f"SeaFormerSeg / SeaFormer {variant}, head_channels {head}, embed_dims {embed}",
         figures=Figures(miou=miou, gpu_ms=gpu, cpu_ms=cpu, size_mb=size),
-        eval_protocol=ADE20K_PROTOCOL,
-        input_size=(512, 512),
         size_divisor=32,
         export=ExportSupport(),
         official={"name": name},

@@ -12,7 +12,9 @@ from pydantic import Field
 
 from segzoo import ExportSupport, Figures, ModelCard, ModelConfig
 
-from .._paddleseg import CITYSCAPES_PROTOCOL, PaddleSegPlugin
+from .._datasets import CITYSCAPES
+from .._paddleseg import PaddleSegPlugin
+from ..paddleseg_compat import import_paddleseg
 
 
 class SegFormerConfig(ModelConfig):
@@ -27,8 +29,6 @@ class SegFormerConfig(ModelConfig):
 
 def _builder(variant: str):
     def build(config: SegFormerConfig):
-        from segzoo.compat import import_paddleseg
-
         import_paddleseg()
         from paddleseg.models import SegFormer
         from paddleseg.models.backbones import mix_transformer
@@ -61,13 +61,10 @@ def _plugin(variant: str) -> PaddleSegPlugin:
     card = ModelCard(
         name=name,
         family="segformer",
-        dataset="Cityscapes",
-        num_classes=19,
+        **CITYSCAPES.card_fields(),
         description=f"SegFormer with the MiT-{variant} encoder and an all-MLP decoder",
         architecture=f"SegFormer / MixVisionTransformer_{variant}, embedding_dim {dim}",
         figures=Figures(miou=miou, gpu_ms=gpu, cpu_ms=cpu, size_mb=size),
-        eval_protocol=CITYSCAPES_PROTOCOL,
-        input_size=(1024, 512),
         size_divisor=32,
         export=ExportSupport(),
         official={"name": name},

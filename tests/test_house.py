@@ -1,0 +1,34 @@
+"""The house rules that `lint-imports` cannot see: short files, each naming its one job.
+
+The layers and the absence of import circles are checked by `lint-imports` (the contracts are in
+pyproject.toml, the README's test command runs it); docs/architecture.md explains both.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_LINES = 450
+CORE_FILES = sorted((ROOT / "core").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", CORE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_core_file_is_short_and_names_its_job(path):
+    text = path.read_text(encoding="utf-8")
+    lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+    assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines; split it by job (at most {MAX_LINES})"
+    doc = ast.get_docstring(ast.parse(text))
+    assert doc and doc.strip().splitlines()[0].strip(), (
+        f"{path.relative_to(ROOT)} has no docstring; its first line should say the file's one job"
+    )
+
+
+def test_architecture_doc_names_every_core_package():
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    packages = sorted(p.name for p in (ROOT / "core").iterdir() if (p / "__init__.py").exists())
+    missing = [name for name in packages if f"segzoo.{name}" not in doc]
+    assert not missing, f"docs/architecture.md does not describe: {', '.join(missing)}"
