@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
+from .errors import ConfigError
+
 PathLike = Union[str, os.PathLike]
 
 
@@ -123,8 +125,6 @@ def check_output_dir(path: PathLike, what: str) -> Path:
     Raises :class:`~segzoo.errors.ConfigError` naming ``what`` (the option or
     argument, e.g. ``--output``) before anything is written. Creates nothing.
     """
-    from .errors import ConfigError
-
     p = Path(path).expanduser()
     for q in (p, *p.parents):
         if q.is_dir():
@@ -141,8 +141,6 @@ def check_output_dir(path: PathLike, what: str) -> Path:
 
 def make_output_dir(path: PathLike, what: str) -> Path:
     """:func:`check_output_dir`, then create it (with its parents); errors name ``what``."""
-    from .errors import ConfigError
-
     p = check_output_dir(path, what)
     try:
         p.mkdir(parents=True, exist_ok=True)

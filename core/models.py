@@ -30,6 +30,7 @@ which re-exports them.)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +109,15 @@ class WeightsFitError(WeightsError):
 
     def respell(self, style: str) -> "WeightsFitError":
         return WeightsFitError(self.template, self.field_name, self.value, self.asked, style)
+
+
+@contextlib.contextmanager
+def weights_errors_spelled(style: str):
+    """Inside it, a :class:`WeightsFitError` names the key the way the caller writes it (a ``STYLES`` key)."""
+    try:
+        yield
+    except WeightsFitError as exc:
+        raise exc.respell(style) from None
 
 
 @dataclass(frozen=True)

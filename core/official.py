@@ -38,8 +38,9 @@ from typing import Optional
 from urllib.parse import unquote, urlsplit
 
 from .paths import cache_dir
-from .download import OFFLINE_ENV, fetch_file, fetch_tree, offline
+from .download import OFFLINE_ENV, entry_lock, fetch_file, fetch_tree, offline
 from .errors import ConfigError, DownloadError, WeightsError, suggest
+from .registry import get_registry
 
 BASE_URL_ENV = "SEGZOO_MODEL_BASE_URL"
 MIRROR_ENV = "SEGZOO_MODEL_MIRROR"
@@ -104,8 +105,6 @@ def pretrained_dir() -> Path:
 
 def official_info(model_name: str):
     """The card's :class:`~segzoo.OfficialWeights`; a :class:`WeightsError` when the model has none."""
-    from .registry import get_registry
-
     official = get_registry().card(model_name).official
     if official is None:
         raise WeightsError(
@@ -153,8 +152,6 @@ def cache_status(model_name: str) -> Optional[str]:
 
 
 def _card_official(model_name: str):
-    from .registry import get_registry
-
     return get_registry().card(model_name).official
 
 
@@ -283,8 +280,6 @@ def clear(name: str) -> list[Path]:
     Returns what was removed. PaddleX's cache is never touched. A name with
     nothing cached is a :class:`ConfigError` listing what is.
     """
-    from .download import entry_lock
-
     if not name or "/" in name or "\\" in name or name.startswith("."):
         raise ConfigError(f"{name!r} is not the name of a cache entry; see `segzoo cache`")
     targets = [models_dir() / name, cache_dir() / "datasets" / name, pretrained_dir() / name]

@@ -27,7 +27,13 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .errors import ExportError
+from .inference.engines import PaddleInferenceEngine
+from .inference.export import export_model, paddle_error_summary
+from .inference.export_cache import convert_to_onnx
+from .inference.modeldir import read_inference_yml
 from .registry import get_registry
+from .weights import load_weights, save_weights
 
 #: where the guide explains what a network needs to export and convert
 GUIDE = "docs/plugins.md, 'Export and ONNX'"
@@ -149,8 +155,6 @@ class ModelContract:
 
     def check_save_load(self) -> None:
         """Weights saved and loaded into a freshly built (differently seeded) model give identical scores."""
-        from .weights import load_weights, save_weights
-
         model = self.build(seed=self.seed)
         images, _ = self.batch_data()
         before = self.scores(model, images).numpy()
@@ -170,9 +174,6 @@ class ModelContract:
         shape fails. Returns what was checked; a card with ``export.static``
         False is not exported (returns ``"not declared"``).
         """
-        from .inference.engines import PaddleInferenceEngine
-        from .inference.modeldir import read_inference_yml
-
         if not self.card.export.static:
             return "not declared"
         model = self.build()
@@ -197,9 +198,6 @@ class ModelContract:
         if not (e.static and e.onnx):
             return "not declared"
         import onnxruntime as ort
-
-        from .errors import ExportError
-        from .inference.export_cache import convert_to_onnx
 
         model = self.build()
         sizes = self.export_sizes()
@@ -263,9 +261,6 @@ class ModelContract:
         return "×".join("N" if s is None else str(s) for s in shape) + " (fixed)"
 
     def _export(self, model, out: Path, input_shape: Optional[list] = None) -> Path:
-        from .errors import ExportError
-        from .inference.export import export_model
-
         try:
             return export_model(self.name, out, config=self.config, layer=model, input_shape=input_shape,
                                 output_op="none")
@@ -279,8 +274,6 @@ class ModelContract:
         try:
             return make()
         except Exception as exc:
-            from .inference.export import paddle_error_summary
-
             raise AssertionError(f"{self.name}: {what}: {_clause(paddle_error_summary(exc))}. See {GUIDE}") from None
 
     def _compare(self, model, engine: str, run: Callable, sizes: Optional[list] = None) -> str:

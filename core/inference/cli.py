@@ -7,7 +7,6 @@ paddle comes in when a model is built.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import warnings
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from ..cliopts import add_config_option, add_override_option
 from ..errors import ConfigError
 from ..fileio import check_output_dir
+from ..models import weights_errors_spelled
 
 
 #: the flags that become ``-o`` keys in the PaddleX form ``segzoo predict|export -c CFG.yaml``
@@ -57,15 +57,9 @@ def _no_config_form(args) -> None:
         raise ConfigError("-o needs -c CFG.yaml")
 
 
-@contextlib.contextmanager
 def _keys_as_flags():
     """Errors about weights name the flag to pass (``--num-classes 4``), not Python's ``num_classes=4``."""
-    from ..models import WeightsFitError
-
-    try:
-        yield
-    except WeightsFitError as exc:
-        raise exc.respell("flags") from None
+    return weights_errors_spelled("flags")
 
 
 def _csv_ints(text: str) -> list[int]:

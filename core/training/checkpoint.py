@@ -49,6 +49,7 @@ from typing import Any, Optional, Union
 
 from ..errors import ConfigError, WeightsError
 from ..fileio import atomic_path, fsync_dir, replace_dir, write_json
+from ..models import RUN_CONFIG
 
 PathLike = Union[str, os.PathLike]
 
@@ -120,8 +121,6 @@ def save_checkpoint(
 
 def _copy_run_config(output: Path, folder: Path) -> None:
     """Copy the run's ``config.yaml`` (written by the trainer into ``output``) into a checkpoint folder."""
-    from ..models import RUN_CONFIG
-
     source = output / RUN_CONFIG
     if source.is_file():
         with atomic_path(folder / RUN_CONFIG) as tmp:

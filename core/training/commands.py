@@ -7,7 +7,6 @@ Nothing heavy is imported at module level (``segzoo --help`` stays fast).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from .._lazy import moved_names
 from ..cliopts import add_config_option, add_override_option
 from ..config import default_config, load_config, parse_override, render_config
 from ..fileio import atomic_write
+from ..models import weights_errors_spelled
 from .distributed import in_launched_process
 
 # `segzoo -c CFG` moved up to segzoo.modes (a layer above); the old name keeps working, with a warning
@@ -47,15 +47,9 @@ def explicit_keys(overrides) -> set[str]:
     return {".".join(parse_override(item)[0]) for item in overrides or ()}
 
 
-@contextlib.contextmanager
 def keys_for_config():
     """Errors about weights name the key as ``-o Section.key=value`` (not Python's ``num_classes=4``)."""
-    from ..models import WeightsFitError
-
-    try:
-        yield
-    except WeightsFitError as exc:
-        raise exc.respell("config") from None
+    return weights_errors_spelled("config")
 
 
 def load_from_args(args, mode=None):

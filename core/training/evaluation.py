@@ -23,6 +23,10 @@ from ..config import explicit_model_fields, model_fields_for_weights, weights_pa
 from ..device import set_device
 from ..errors import ConfigError
 from ..fileio import check_output_dir, write_json
+from ..inference.engine_table import default_engine, engine_spec
+from ..inference.modeldir import ModelSource, resolve_model_dir
+from ..inference.predictor import Predictor
+from ..models import build_with_weights, read_saved_run
 from ..registry import get_registry
 from .metrics import ConfusionMatrix, compute_metrics, format_table, to_jsonable
 from .plots import confusion_matrix_png
@@ -44,14 +48,9 @@ def _label_maps(model_name: str, model_config, layer, engine: Optional[str] = No
     evaluations); another engine runs an export of it (cached, see
     :func:`segzoo.inference.engines.default_engine`).
     """
-    from ..inference import Predictor
-
     if engine in (None, "dygraph"):
         predictor = Predictor.from_model(model_name, model_config, layer)
     else:
-        from ..inference.engines import engine_spec
-        from ..inference.modeldir import ModelSource
-
         source = ModelSource("weights")
         spec = engine_spec(engine, source.kind)
         options = {"layer": layer, "output_op": "argmax"} if "output_op" in spec.options else {"layer": layer}
@@ -116,9 +115,6 @@ def evaluate_layer(
 
 def _build(model_name: str, weights: PathLike, overrides: dict, given: set, device: Optional[str]):
     """The network of ``weights`` (a ``.pdparams`` file or a folder holding one), in eval mode, and its config."""
-    from ..inference.modeldir import resolve_model_dir
-    from ..models import build_with_weights as _build_with_weights
-
     source = resolve_model_dir(weights)
     if source.kind != "weights":
         raise ConfigError(
@@ -127,7 +123,7 @@ def _build(model_name: str, weights: PathLike, overrides: dict, given: set, devi
         )
     set_device(device)
     config = get_registry().config(model_name, overrides)
-    layer, config = _build_with_weights(model_name, config, source.weights, given)
+    layer, config = build_with_weights(model_name, config, source.weights, given)
     layer.eval()
     return layer, config
 
@@ -209,8 +205,6 @@ def evaluate(
     else:
         cfg = registry.config(model_name, overrides)
     if engine is None and weights is not None:
-        from ..inference.engines import default_engine
-
         engine = default_engine("weights", model_name, device)
     cm = evaluate_layer(model_name, cfg, layer, dataset, cfg.num_classes, progress=progress, engine=engine,
                         device=device)
@@ -266,8 +260,6 @@ def evaluate_config(cfg, progress: bool = True, explicit: Collection[str] = ()) 
 
 def _run_dataset_dir(weights: Path) -> str:
     """The dataset the weights were trained on (their run's config.yaml), for an evaluation that names none."""
-    from ..models import read_saved_run
-
     saved = read_saved_run(weights)
     if saved is None or not saved.dataset_dir:
         raise ConfigError("Global.dataset_dir: required for mode evaluate; set -o Global.dataset_dir=DIR")
