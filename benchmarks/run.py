@@ -106,7 +106,7 @@ def prepare(model: str, sizes: list, work: Path, log) -> dict:
     import segzoo
     from segzoo.inference.export import export_model
     from segzoo.inference.modeldir import resolve_model_dir
-    from segzoo.inference.onnx import cached_onnx
+    from segzoo.inference.export_cache import cached_onnx
     from segzoo.inference.sizes import ceil_to
     from segzoo.weights import save_weights
 
