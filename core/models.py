@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Collection, Optional
@@ -318,3 +319,67 @@ def guess_num_classes(mismatched, num_classes: int) -> Optional[int]:
             return None
     found = guesses.pop() if len(guesses) == 1 else None
     return found if found is not None and found > 0 else None
+
+
+# -- the network of an exported program ---------------------------------------------------------
+#: ``conv2d_12.w_0`` (a parameter's name as paddle made it) -> kind ``conv2d``, number 12, slot ``w_0``;
+#: a loaded program may append ``_0`` to each name
+_PARAM_NAME = re.compile(r"^(?P<kind>.+?)_(?P<n>\d+)\.(?P<slot>[a-z]+_\d+)(?:_\d+)?$")
+
+
+def _by_number(tensors: dict, where: str) -> dict:
+    """``{(kind, number relative to the kind's first, slot): tensor}`` of tensors named as paddle names parameters."""
+    parsed = []
+    for name, tensor in tensors.items():
+        m = _PARAM_NAME.match(name)
+        if m is None:
+            raise WeightsError(f"{where}: cannot place the parameter {name!r} (not a name paddle gives a layer's parameter)")
+        parsed.append((m["kind"], int(m["n"]), m["slot"], tensor))
+    first: dict = {}
+    for kind, n, _slot, _t in parsed:
+        first[kind] = min(n, first.get(kind, n))
+    return {(kind, n - first[kind], slot): t for kind, n, slot, t in parsed}
+
+
+def network_from_export(model_name: str, config, model_prefix: Path):
+    """Build ``model_name``'s network with the parameters of an exported program; return ``(layer, config)``.
+
+    An exported program (``inference.json`` + ``inference.pdiparams``, such as
+    PaddleX's official inference model) keeps each parameter under the name
+    paddle gave it when the network was built: ``conv2d_12.w_0`` is the weight
+    of the 13th convolution built. Building the same network again creates its
+    parameters in the same order, so within each kind (convolution weights,
+    batch-norm means, ...) the n-th of the export is the n-th of the new
+    network, counted from the kind's first (an export leaves out parameters
+    inference does not use, such as auxiliary heads, and the numbering starts
+    where the building process was). Every parameter of the export must find
+    its place, with its shape (the class count is taken from
+    the export when it differs), else :class:`WeightsError`; the caller compares
+    the two networks' outputs before trusting the result.
+    """
+    import paddle
+
+    registry = get_registry()
+    where = f"{model_prefix}.json"
+    program = paddle.jit.load(str(model_prefix))
+    theirs = _by_number({p.name: p for p in program.parameters()}, where)
+    for attempt in range(2):
+        layer = registry.build_model(model_name, config)
+        mine = _by_number({t.name: t for t in layer.state_dict().values()}, model_name)
+        missing = [key for key in theirs if key not in mine]
+        if missing:
+            raise WeightsError(f"{where} does not hold a {model_name} network: {len(missing)} of its parameters "
+                               f"have no place in it (the first: {missing[0][0]} #{missing[0][1]} {missing[0][2]})")
+        pairs = [(mine[key], theirs[key]) for key in theirs]
+        mismatched = [(a.name, tuple(a.shape), tuple(b.shape)) for a, b in pairs if tuple(a.shape) != tuple(b.shape)]
+        if not mismatched:
+            break
+        guess = guess_num_classes(mismatched, config.num_classes)
+        if attempt or guess is None:
+            name, own, file = mismatched[0]
+            raise WeightsError(f"{where} does not fit {model_name}: {name} is {list(file)} there, {list(own)} here")
+        config = registry.config(model_name, {**config.model_dump(), "num_classes": guess})
+    for a, b in pairs:
+        a.set_value(b)
+    layer.eval()
+    return layer, config

@@ -49,8 +49,9 @@ from typing import Any, Optional
 import numpy as np
 
 from .._version import __version__
-from ..errors import ConfigError, DependencyError, ExportError
+from ..errors import ConfigError, DependencyError, ExportError, WeightsError
 from ..fileio import atomic_write
+from ..models import network_from_export
 from ..paths import cache_dir
 from . import export as export_module
 from .engine_table import default_cpu_threads
@@ -254,16 +255,18 @@ def _conversion_error(proc: subprocess.CompletedProcess) -> str:
     return f"{what}{': ' + tail if tail else ''}"
 
 
-def cached_onnx(deploy) -> Path:
-    """The ONNX model of an exported directory, converted once into the cache (keyed by the files' hash)."""
+def cached_onnx(deploy, rebuild=None) -> Path:
+    """The ONNX model of an exported directory, converted once into the cache (keyed by the files' hash).
+
+    ``rebuild(target)``, when given, is tried once when the program itself
+    does not convert (see :func:`network_rebuild`): it writes an equivalent
+    conversion to ``target``, which then serves this directory like its own.
+    """
     key = _key(kind="onnx", files=file_digest(deploy.model_file, deploy.params_file), opset=OPSET)
     target = exports_cache() / f"{_safe(deploy.model_name or deploy.model_file.parent.name)}-{key}.onnx"
     failed = target.with_name(target.name + ".failed")
     with _lock(target):
-        if failed.is_file():  # converted before, and it did not work: do not pay for it again
-            _touch(failed)
-            raise ExportError(failed.read_text(encoding="utf-8").strip())
-        if not target.is_file():
+        if not target.is_file() and not failed.is_file():
             log.info("%s: converting to ONNX once for the fast engine (cached in %s) ...",
                      deploy.model_name or deploy.model_file.parent.name, target.parent)
             try:
@@ -271,10 +274,67 @@ def cached_onnx(deploy) -> Path:
             except ExportError as exc:
                 with atomic_write(failed) as fh:
                     fh.write(str(exc))
-                raise
+        if not target.is_file():  # converted before, and it did not work: do not pay for it again
+            _touch(failed)
+            reason = failed.read_text(encoding="utf-8").strip()
+            if rebuild is None or failed.with_name(failed.name + "-rebuild").is_file():
+                raise ExportError(reason)
+            try:
+                rebuild(target, reason)
+            except (ExportError, WeightsError) as exc:
+                with atomic_write(failed.with_name(failed.name + "-rebuild")) as fh:
+                    fh.write(str(exc))
+                raise ExportError(f"{reason}; rebuilding the network from its weights did not work either: {exc}") from exc
         _touch(target)
     prune_cache()
     return target
+
+
+def network_rebuild(model_name: str, config: Any, deploy):
+    """``rebuild(target, reason)`` for :func:`cached_onnx`: convert the plugin's own network with the export's weights.
+
+    PaddleX's official PP-LiteSeg program pools adaptively, which paddle2onnx
+    converts only at a fixed H×W; segzoo's plugin builds the same network
+    with a pooling that converts with a dynamic one. The rebuild loads the
+    export's parameters into the plugin's network
+    (:func:`segzoo.models.network_from_export`), checks that both give the
+    same labels on two random inputs (one whose size is no multiple of the
+    pooling bins), exports it to a temporary directory and converts that
+    (checked against Paddle as every conversion is) into ``target``.
+    """
+
+    def rebuild(target: Path, reason: str) -> None:
+        import tempfile
+
+        import paddle
+
+        log.info("%s: %s; converting the plugin's own network with the export's weights instead (once) ...",
+                    model_name, reason)
+        prefix = deploy.model_file.with_suffix("")
+        try:
+            layer, fitted = network_from_export(model_name, config, prefix)
+            program = paddle.jit.load(str(prefix))
+        except WeightsError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a program paddle cannot load as a layer
+            raise ExportError(f"paddle cannot load {deploy.model_file} as a network: {str(exc).splitlines()[0]}") from exc
+        rng = np.random.default_rng(0)
+        for h, w in ((256, 256), (200, 328)):
+            x = paddle.to_tensor(rng.standard_normal((1, 3, h, w)).astype(np.float32))
+            want, got = program(x), layer(x)
+            want = np.asarray((want[0] if isinstance(want, (list, tuple)) else want).numpy())
+            got = got[0].argmax(1).numpy()
+            want = want.argmax(1) if want.ndim == 4 else want.reshape(got.shape)
+            agree = float((want == got).mean())
+            if agree < 0.999:
+                raise ExportError(f"the plugin's {model_name} with the weights of {deploy.model_file} differs from it "
+                                  f"at {w}×{h} (labels agree on {agree:.2%} of the pixels)")
+        with tempfile.TemporaryDirectory(prefix="segzoo-rebuild-") as tmp:
+            out = Path(tmp) / "export"
+            export_module.export_model(model_name, out, config=fitted, layer=layer, output_op=deploy.output_op)
+            convert_to_onnx(out / "inference.json", out / "inference.pdiparams", target)
+
+    return rebuild
 
 
 # -- the child process that converts -----------------------------------------------------------------

@@ -8,24 +8,22 @@ once, checked against Paddle, kept). Its names (``cached_export``,
 their old home. A conversion that fails or differs from Paddle runs the model
 on Paddle Inference instead, with an :class:`EngineFallbackWarning` saying why.
 
-**Models that convert only with a fixed H×W** (the card's
-``export.onnx_static_hw``, PP-LiteSeg): the engine converts one model per
-padded input size, on demand, and keeps the last :data:`MAX_SESSIONS` sessions
-in memory (every converted size stays in the disk cache). Padding every input
-to one fixed canvas instead would change the masks of models with global
-pooling (the context module sees the padding), so segzoo converts per size:
-the first image of a new size pays the export and conversion (about 5 s for
-PP-LiteSeg-T, most of it the child's ``import paddle``), later ones are as
-fast as any. paddle2onnx turns PP-LiteSeg's adaptive pooling into a plain
-pooling, which is exact only when the 1/32 feature map is a multiple of the
-pooling bins (1, 2, 4): inputs whose padded sides are multiples of 128
-(512×512, 1024×512 ...) run on ONNX Runtime with the same masks as dygraph;
-other sizes (97.6–98.7 % of the pixels agreed at 160×224, 200×130, 416×320)
-fail the check and run on Paddle Inference, with one log line per size. From
-an exported directory that has a dynamic H×W this needs the dygraph network,
-which the directory does not hold: the engine then falls back to Paddle
-Inference with a warning (export with ``--input-shape -1,3,H,W``, or give the
-``.pdparams``, to run such a model on ONNX Runtime).
+**Exported directories whose program converts only with a fixed H×W**
+(PaddleX's official PP-LiteSeg, whose context module pools adaptively): the
+export's weights are loaded once into the plugin's own network, which pools
+shape-free, and that is converted instead, checked against the program
+(:func:`~segzoo.inference.export_cache.network_rebuild`); the conversion is
+cached under the directory's own key, so later runs load it directly.
+
+**Models that convert only with a fixed H×W** (a card with
+``export.onnx_static_hw``; no built-in model since PP-LiteSeg pools
+shape-free): the engine converts one model per padded input size, on demand,
+and keeps the last :data:`MAX_SESSIONS` sessions in memory (every converted
+size stays in the disk cache). A size whose conversion fails the check against
+Paddle runs on Paddle Inference, with one log line per size. From an exported
+directory with a dynamic H×W this needs the dygraph network, which the
+directory does not hold: the engine then falls back to Paddle Inference with a
+warning (export with ``--input-shape -1,3,H,W``, or give the ``.pdparams``).
 
 **Models whose card says** ``export.onnx`` **is False** (MaskFormer) fall back
 to the source's default engine (dygraph for weights, ``paddle`` for exported
@@ -83,6 +81,7 @@ from .export_cache import (  # noqa: F401  (moved to the exports cache; this old
     exports_cache,
     file_digest,
     layer_digest,
+    network_rebuild,
     prune_cache,
     validate_conversion,
 )
@@ -238,10 +237,10 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
     if options.get("precision") is not None:
         common["precision"] = options["precision"]
 
-    def from_export(deploy, outputs: str) -> Engine:
-        """ONNX Runtime on the ONNX conversion of one fixed export (Paddle Inference if it does not convert)."""
+    def from_export(deploy, outputs: str, rebuild=None) -> Engine:
+        """ONNX Runtime on the ONNX conversion of one export (Paddle Inference if it does not convert)."""
         try:
-            path = cached_onnx(deploy)
+            path = cached_onnx(deploy, rebuild)
         except ExportError as exc:
             raise EngineFallback(str(exc), engine="paddle") from exc
         return OnnxEngine(lambda hw: path, outputs=outputs, input_hw=deploy.fixed_hw,
@@ -257,7 +256,9 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
                 f"{deploy.path.parent} has a dynamic H×W, which this model converts to ONNX only when fixed; "
                 "export it with --input-shape -1,3,H,W (or give its .pdparams) to run it on onnxruntime"
             )
-        return from_export(deploy, engine_outputs(deploy.output_op))
+        # a program that converts only at a fixed H×W (PaddleX's PP-LiteSeg) is rebuilt from the plugin's network
+        rebuild = network_rebuild(model_name, config, deploy) if card.export.dynamic_shape else None
+        return from_export(deploy, engine_outputs(deploy.output_op), rebuild)
     layer = options.get("layer")
     if layer is None:  # pragma: no cover - create_model always hands the layer over
         raise ConfigError("the onnxruntime engine needs the model's network or an exported directory")

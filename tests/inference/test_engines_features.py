@@ -162,6 +162,57 @@ def test_pp_liteseg_converts_once_for_every_input_size(tmp_path):
     assert len(converted) == 1, converted
 
 
+def test_a_paddlex_pp_liteseg_export_runs_on_onnx_runtime_after_one_rebuild(tmp_path, caplog, monkeypatch):
+    """PaddleX's PP-LiteSeg program pools adaptively and does not convert with a dynamic H×W: the default engine
+    loads its weights into the plugin's shape-free network once, and runs every size on ONNX Runtime."""
+    import paddle
+
+    monkeypatch.setenv("SEGZOO_HOME", str(tmp_path / "home"))  # its own cache: the other tests count theirs
+    registry = segzoo.get_registry()
+    config = registry.config("PP-LiteSeg-T", num_classes=4)
+    paddle.seed(2)
+    layer = _build_fixed_pooling(config)
+    moderate_weights(layer, seed=2, scale=2.0)
+    layer.eval()
+    export = export_model("PP-LiteSeg-T", tmp_path / "paddlex_style", config=config, layer=layer)
+    before = set(exports_cache().glob("*.onnx"))
+    with caplog.at_level("INFO", logger="segzoo"), warnings.catch_warnings():
+        warnings.simplefilter("error", EngineFallbackWarning)  # no fallback to the slow engine
+        model = create_model("PP-LiteSeg-T", model_dir=export, device="cpu")
+    assert model.engine.name == "onnxruntime"
+    assert "Adaptive only support static input shape" in caplog.text and "export's weights instead" in caplog.text
+    reference = create_model("PP-LiteSeg-T", model_dir=export, engine="paddle")  # the program itself
+    for i, size in enumerate(((256, 128), (83, 61), (333, 222))):  # 83×61 and 333×222: no multiple of the bins
+        image = shapes(40 + i, size)
+        assert _agree(model.predict_arrays([image])[0], reference.predict_arrays([image])[0]) >= 0.999, size
+    assert len(set(exports_cache().glob("*.onnx")) - before) == 1
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("the rebuilt conversion should have been reused")
+
+    from segzoo.inference import export_cache
+
+    monkeypatch.setattr(export_cache, "network_from_export", no_conversion)
+    monkeypatch.setattr(export_cache, "convert_to_onnx", no_conversion)
+    again = create_model("PP-LiteSeg-T", model_dir=export)
+    assert again.engine.name == "onnxruntime"
+
+
+def test_weights_of_another_network_are_not_loaded_from_an_export(tmp_path):
+    import paddle
+
+    from segzoo.models import network_from_export
+
+    registry = segzoo.get_registry()
+    config = registry.config("PP-LiteSeg-T", num_classes=4)
+    paddle.seed(3)
+    export = export_model("PP-LiteSeg-T", tmp_path / "t", config=config, layer=_build_fixed_pooling(config))
+    layer, fitted = network_from_export("PP-LiteSeg-T", registry.config("PP-LiteSeg-T"), export / "inference")
+    assert fitted.num_classes == 4  # the class count comes from the export
+    with pytest.raises(segzoo.WeightsError, match=r"inference\.json does not (hold a|fit) PP-LiteSeg-B"):
+        network_from_export("PP-LiteSeg-B", registry.config("PP-LiteSeg-B", num_classes=4), export / "inference")
+
+
 def test_static_hw_model_converts_per_size_and_checks_each_conversion(fixed_pooling, caplog):
     config, layer, _ = fixed_pooling
     dygraph = Predictor.from_model(FIXED_POOL, config, layer)
