@@ -175,6 +175,18 @@ def _kind(path: Path) -> Optional[str]:
     return None
 
 
+def single_image(value: Any) -> bool:
+    """Whether ``value`` is one image (an array, an image file, a URL): nothing to read ahead of it."""
+    if isinstance(value, np.ndarray):
+        return value.ndim in (2, 3)
+    if isinstance(value, str) and is_url(value):
+        return True
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value).expanduser()
+        return _kind(path) == "image" and path.is_file()
+    return False
+
+
 def _file_type(mode: int) -> str:
     if stat.S_ISFIFO(mode):
         return "a named pipe (FIFO)"

@@ -44,7 +44,7 @@ from ..registry import get_registry
 from . import builtin  # noqa: F401  (registers the built-in engines in the table)
 from .engines import DygraphEngine, Engine
 from .export import export_model
-from .inputs import InputLimits, array_to_bgr, iter_inputs
+from .inputs import InputLimits, array_to_bgr, iter_inputs, single_image
 from .modeldir import ModelSource
 from .pipeline import DEFAULT_PREFETCH, Prefetcher, chunked
 from .result import SaveLedger, SegResult
@@ -170,7 +170,8 @@ class Predictor:
             prefetch: batches read, decoded and pre-processed ahead in a
                 background thread while the current batch runs (see
                 :mod:`segzoo.inference.pipeline`); ``0`` does everything in
-                the calling thread. Results stay in input order either way.
+                the calling thread, as does a single image (an array, an
+                image file or a URL). Results stay in input order either way.
 
         Arguments are checked at once; reading and predicting happen as the
         generator is consumed, ``batch_size`` images at a time.
@@ -265,7 +266,7 @@ class Predictor:
         def prepare(batch):
             return self._prepare([it.image for it in batch], options)
 
-        if options.get("prefetch"):
+        if options.get("prefetch") and not single_image(input):  # one image: no thread to read ahead with
             stream: Any = Prefetcher(batches, prepare, depth=options["prefetch"])
         else:
             stream = ((batch, prepare(batch)) for batch in batches)

@@ -373,6 +373,21 @@ def test_predict_over_a_directory_is_the_same_with_and_without_pipelining(point,
         point.predict(tmp_path / "imgs", prefetch=-1)
 
 
+def test_a_single_image_is_read_in_the_calling_thread(point, tmp_path, monkeypatch):
+    from segzoo.inference import predictor as predictor_mod
+
+    write_image(tmp_path / "one.png", shapes(3, (40, 30)))
+    write_image(tmp_path / "dir" / "a.png", shapes(4, (40, 30)))
+    started = []
+    real = predictor_mod.Prefetcher
+    monkeypatch.setattr(predictor_mod, "Prefetcher", lambda *a, **k: started.append(1) or real(*a, **k))
+    for single in (tmp_path / "one.png", str(tmp_path / "one.png"), shapes(3, (40, 30))):
+        (result,) = point.predict(single)
+        assert result.pred.shape == (30, 40)
+    assert started == []  # nothing to read ahead of one image: no reader thread
+    assert len(list(point.predict(tmp_path / "dir"))) == 1 and started == [1]  # a directory reads ahead
+
+
 class _SlowPrepPlugin(ModelPlugin):
     def normalize(self, config, image):
         time.sleep(0.08)  # stands for decoding and normalising a large image
