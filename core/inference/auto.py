@@ -49,7 +49,7 @@ from .sizes import ceil_to
 log = logging.getLogger("segzoo")
 
 #: engines the probe compares, fastest-first tie order
-CANDIDATES = ("onnxruntime", "paddle", "dygraph")
+CANDIDATES = ("openvino", "onnxruntime", "paddle", "dygraph")
 PROBE_WARMUP = 1
 PROBE_REPEAT = 3
 
@@ -85,7 +85,7 @@ def gpu_name() -> Optional[str]:
 
 def machine_key(device_kind: str, threads: int) -> dict:
     """What the probe's verdict depends on besides the model."""
-    versions = package_versions("paddlepaddle", "paddlepaddle-gpu", "onnxruntime", "onnxruntime-gpu", "paddle2onnx")
+    versions = package_versions("paddlepaddle", "paddlepaddle-gpu", "onnxruntime", "onnxruntime-gpu", "openvino", "paddle2onnx")
     return {
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
@@ -152,7 +152,9 @@ def make_auto_engine(model_name: str, config: Any, source: Any, device: Optional
     card = get_registry().card(model_name)
     fitting = [c for c in candidates if source.kind in ENGINES[c].sources]
     if not card.export.onnx:
-        fitting = [c for c in fitting if c != "onnxruntime"]
+        fitting = [c for c in fitting if c not in ("onnxruntime", "openvino")]
+    if parse_device(device)[0] != "cpu":  # segzoo runs OpenVINO on the CPU only
+        fitting = [c for c in fitting if c != "openvino"]
     if not fitting:
         raise ConfigError(f"none of the engines {list(candidates)} can run this model source ({source.kind})")
     threads = int(options.get("cpu_threads") or default_cpu_threads())

@@ -202,10 +202,13 @@ def default_engine(source_kind: str, model_name: Optional[str] = None, device: O
 
     A cheap rule, no probe (measured on 2 CPU cores, 512×512, see benchmarks/):
 
-    * on the CPU, ``"onnxruntime"`` when the model's card says it exports with
-      a dynamic H×W and converts to ONNX (2–3× faster than Paddle Inference
-      with oneDNN, 5–8× faster than dygraph; one conversion per model, cached;
-      a conversion that does not match Paddle falls back to ``"paddle"``);
+    * on the CPU, when the model's card says it exports with a dynamic H×W and
+      converts to ONNX (one conversion per model, cached; a conversion that
+      does not match Paddle falls back to ``"paddle"``): ``"openvino"``, which
+      compiles the ONNX model for each input shape (as fast as ONNX Runtime on
+      PP-LiteSeg-T, 1.1–1.9× faster on SegFormer, SeaFormer, OCRNet and
+      DeepLab at 512×512 on 2 cores), or ``"onnxruntime"`` when OpenVINO is
+      not installed; both are 2–3× faster than Paddle Inference with oneDNN;
     * on a GPU (a paddlepaddle-gpu build with a visible GPU, or ``device="gpu..."``),
       ``"paddle"``: Paddle Inference on CUDA;
     * otherwise (a fixed-shape export such as MaskFormer's, whose masks would
@@ -226,8 +229,8 @@ def default_engine(source_kind: str, model_name: Optional[str] = None, device: O
         return fallback_engine(source_kind)
     if parse_device(device)[0] == "gpu":  # None: a GPU when this paddle build sees one
         return "paddle"
-    if export.onnx and not export.onnx_static_hw and _importable("onnxruntime") and _importable("paddle2onnx"):
-        return "onnxruntime"
+    if export.onnx and not export.onnx_static_hw and _importable("paddle2onnx") and _importable("onnxruntime"):
+        return "openvino" if _importable("openvino") else "onnxruntime"
     return "paddle"
 
 

@@ -153,11 +153,14 @@ def test_pp_liteseg_converts_once_for_every_input_size(tmp_path):
     dygraph = Predictor.from_model("PP-LiteSeg-T", config, layer)
     before = set(exports_cache().glob("*.onnx")) if exports_cache().is_dir() else set()
     model = create_model("PP-LiteSeg-T", model_dir=weights, device="cpu")  # no engine=: the default
-    assert model.engine.name == "onnxruntime"
+    assert model.engine.name == "openvino"
     for i, size in enumerate(((250, 120), (83, 61), (480, 360), (333, 222), (97, 129))):
         image = shapes(20 + i, size)
         assert _agree(model.predict_arrays([image])[0], dygraph.predict_arrays([image])[0]) >= 0.999, size
-    assert list(model.engine._sessions) == [None]  # one session takes every size
+    assert list(model.engine._sessions) == [None]  # one converted model takes every size
+    # OpenVINO compiles it for each padded shape (in memory, no new conversion)
+    assert model.engine._sessions[None].shapes == [(1, 3, 128, 256), (1, 3, 64, 96), (1, 3, 384, 480),
+                                                  (1, 3, 224, 352), (1, 3, 160, 128)]
     converted = set(exports_cache().glob("*.onnx")) - before
     assert len(converted) == 1, converted
 
@@ -179,7 +182,7 @@ def test_a_paddlex_pp_liteseg_export_runs_on_onnx_runtime_after_one_rebuild(tmp_
     with caplog.at_level("INFO", logger="segzoo"), warnings.catch_warnings():
         warnings.simplefilter("error", EngineFallbackWarning)  # no fallback to the slow engine
         model = create_model("PP-LiteSeg-T", model_dir=export, device="cpu")
-    assert model.engine.name == "onnxruntime"
+    assert model.engine.name == "openvino"
     assert "Adaptive only support static input shape" in caplog.text and "export's weights instead" in caplog.text
     reference = create_model("PP-LiteSeg-T", model_dir=export, engine="paddle")  # the program itself
     for i, size in enumerate(((256, 128), (83, 61), (333, 222))):  # 83×61 and 333×222: no multiple of the bins
@@ -194,7 +197,7 @@ def test_a_paddlex_pp_liteseg_export_runs_on_onnx_runtime_after_one_rebuild(tmp_
 
     monkeypatch.setattr(export_cache, "network_from_export", no_conversion)
     monkeypatch.setattr(export_cache, "convert_to_onnx", no_conversion)
-    again = create_model("PP-LiteSeg-T", model_dir=export)
+    again = create_model("PP-LiteSeg-T", model_dir=export, engine="onnxruntime")
     assert again.engine.name == "onnxruntime"
 
 
@@ -293,7 +296,7 @@ def test_auto_probes_once_per_machine_and_keeps_the_fastest(point_model, monkeyp
     data = json.loads(auto_mod.probes_file().read_text())
     (key, entry), = [(k, v) for k, v in data.items() if k.startswith(point_model + "|")]
     seconds = entry["seconds"]
-    assert set(seconds) == {"onnxruntime", "paddle", "dygraph"}
+    assert set(seconds) == {"openvino", "onnxruntime", "paddle", "dygraph"}
     assert all(isinstance(v, float) and v > 0 for v in seconds.values()), seconds
     assert entry["engine"] == min(seconds, key=seconds.get) == model.engine.name
     machine = entry["machine"]

@@ -17,8 +17,8 @@ from segzoo.inference.modeldir import resolve_model_dir
 def test_exported_dir_runs_on_the_fast_default_engine_and_on_paddle_inference(tiny, make_image):
     image = make_image(1)
     want = tiny.predictor.predict_arrays([image])[0]
-    model = create_model(tiny.name, model_dir=tiny.export_dir)  # the default: ONNX Runtime on the CPU
-    assert model.engine.name == "onnxruntime" and model.engine.outputs == "labels"
+    model = create_model(tiny.name, model_dir=tiny.export_dir)  # the default: OpenVINO on the CPU
+    assert model.engine.name == "openvino" and model.engine.outputs == "labels"
     assert model.layer is None and model.config.num_classes == 4
     assert (model.predict_arrays([image])[0] == want).mean() >= 0.999
     paddle = create_model(tiny.name, model_dir=tiny.export_dir, engine="paddle")
@@ -48,7 +48,7 @@ def test_pdparams_file_and_directory(tiny, make_image, tmp_path):
         with warnings.catch_warnings():
             warnings.simplefilter("error", RandomWeightsWarning)
             model = create_model(tiny.name, model_dir=model_dir)
-        assert model.engine.name == "onnxruntime" and model.source.kind == "weights"  # the fast default
+        assert model.engine.name == "openvino" and model.source.kind == "weights"  # the fast default
         assert model.config.num_classes == 4, "the class count is read from the weights"
         assert (model.predict_arrays([image])[0] == want).mean() >= 0.999
     # pretrained= is the same thing; the dygraph reference gives the very same masks

@@ -60,7 +60,7 @@ def test_evaluate_counts_what_the_network_predicts(weights, shapes64, tmp_path, 
     assert result["metrics"]["mIoU"] == pytest.approx(ref["mIoU"])
     assert result["metrics"]["Kappa"] == pytest.approx(ref["Kappa"])
     assert result["num_classes"] == 4 and result["samples"] == 4
-    assert result["engine"] == "onnxruntime"  # the fast default; the confusion matrix is dygraph's all the same
+    assert result["engine"] == "openvino"  # the fast default; the confusion matrix is dygraph's all the same
     on_disk = json.loads((out / "evaluate_result.json").read_text())
     assert on_disk["metrics"]["mIoU"] == pytest.approx(ref["mIoU"])
     assert set(on_disk["metrics"]) >= {"mIoU", "Acc", "Kappa", "Dice", "class_IoU", "class_Acc",
