@@ -11,8 +11,10 @@ H×W (2 cores, fp32: SegFormer-B0 at 512×512 78 vs 159 ms, at 1024×512 170 vs
 326 ms; PP-LiteSeg-T 45 vs 60 ms), and compiling takes 0.2–0.5 s. So the
 engine reads the converted model once and compiles a copy reshaped to each
 batch shape it meets (N×3×H×W, H and W padded to the card's divisor), keeping
-the last :data:`MAX_SHAPES`; the ONNX file stays one conversion per model. A
-model that cannot be reshaped runs dynamic.
+the last :data:`MAX_SHAPES` (fewer for big models: :data:`SHAPES_WEIGHTS_MB`);
+the ONNX file stays one conversion per model. Only the shape in use keeps its
+intermediate buffers: switching shapes releases the last one's. A model that
+cannot be reshaped runs dynamic.
 
 ``precision="bf16"`` sets OpenVINO's ``INFERENCE_PRECISION_HINT`` to bf16:
 on CPUs with AVX512-BF16 or AMX it runs convolutions and matrix products in
@@ -55,6 +57,9 @@ def bf16_supported() -> bool:
 
 #: compiled shapes an engine keeps (least recently used dropped first): a folder of photos from a few cameras
 MAX_SHAPES = 8
+#: megabytes of weights the compiled shapes may hold together (each compiled model repacks its own copy):
+#: a model of 340 MB (SegFormer-B5) keeps 3 shapes, a small one :data:`MAX_SHAPES`; never fewer than 2
+SHAPES_WEIGHTS_MB = 1024
 
 
 class _Input:
@@ -72,6 +77,9 @@ class _Session:
         self.core, self.model, self.properties, self.path = core, model, properties, path
         self._compiled: "OrderedDict[tuple, Any]" = OrderedDict()
         self._dynamic = None
+        self._last = None
+        weights_mb = max(path.stat().st_size / 1048576, 1.0) if path.is_file() else 1.0
+        self.max_shapes = max(2, min(MAX_SHAPES, int(SHAPES_WEIGHTS_MB // weights_mb)))
 
     @property
     def shapes(self) -> list:
@@ -81,36 +89,42 @@ class _Session:
         return [_Input()]
 
     def _compile(self, model):
+        """``(compiled model, infer request)``."""
         try:
-            return self.core.compile_model(model, "CPU", self.properties).create_infer_request()
+            compiled = self.core.compile_model(model, "CPU", self.properties)
+            return compiled, compiled.create_infer_request()
         except Exception as exc:
             text = str(exc).strip().splitlines()
             raise WeightsError(f"OpenVINO cannot compile {self.path}: {text[0] if text else type(exc).__name__}") from exc
 
     def _request(self, shape: tuple):
-        request = self._compiled.get(shape)
-        if request is not None:
-            self._compiled.move_to_end(shape)
-            return request
-        if self._dynamic is None:
+        """``(compiled model, infer request)`` for ``shape``: compiled before, compiled now, or the dynamic one."""
+        found = self._compiled.get(shape) or self._dynamic
+        if found is not None:
+            if shape in self._compiled:
+                self._compiled.move_to_end(shape)
+        else:
             model = self.model.clone()
             try:
                 model.reshape({0: list(shape)})
             except Exception as exc:  # noqa: BLE001 - a graph with fixed reshapes: run it dynamic
                 log.info("OpenVINO cannot reshape %s to %s (%s); running it with a dynamic shape", self.path,
                          "×".join(map(str, shape)), str(exc).strip().splitlines()[0] if str(exc).strip() else "")
-                self._dynamic = self._compile(self.model)
-                return self._dynamic
-            request = self._compile(model)
-            self._compiled[shape] = request
-            while len(self._compiled) > MAX_SHAPES:
-                self._compiled.popitem(last=False)
-            return request
-        return self._dynamic
+                found = self._dynamic = self._compile(self.model)
+            else:
+                found = self._compiled[shape] = self._compile(model)
+                while len(self._compiled) > self.max_shapes:
+                    self._compiled.popitem(last=False)
+        if self._last is not None and self._last is not found:
+            # another shape now: the last one's intermediate buffers (hundreds of MB for large images) are
+            # freed, and allocated again if it comes back; its compiled weights stay
+            self._last[0].release_memory()
+        self._last = found
+        return found
 
     def run(self, _outputs, feed: dict):
         (batch,) = feed.values()
-        request = self._request(tuple(int(d) for d in batch.shape))
+        _compiled, request = self._request(tuple(int(d) for d in batch.shape))
         request.infer({0: batch})
         return [request.get_output_tensor(0).data.copy()]
 
