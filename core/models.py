@@ -341,7 +341,7 @@ def _by_number(tensors: dict, where: str) -> dict:
     return {(kind, n - first[kind], slot): t for kind, n, slot, t in parsed}
 
 
-def network_from_export(model_name: str, config, model_prefix: Path):
+def network_from_export(model_name: str, config, model_prefix: Path, program: Any = None):
     """Build ``model_name``'s network with the parameters of an exported program; return ``(layer, config)``.
 
     An exported program (``inference.json`` + ``inference.pdiparams``, such as
@@ -355,13 +355,15 @@ def network_from_export(model_name: str, config, model_prefix: Path):
     where the building process was). Every parameter of the export must find
     its place, with its shape (the class count is taken from
     the export when it differs), else :class:`WeightsError`; the caller compares
-    the two networks' outputs before trusting the result.
+    the two networks' outputs before trusting the result. ``program`` is
+    ``paddle.jit.load(model_prefix)`` when the caller loaded it already.
     """
-    import paddle
-
     registry = get_registry()
     where = f"{model_prefix}.json"
-    program = paddle.jit.load(str(model_prefix))
+    if program is None:
+        import paddle
+
+        program = paddle.jit.load(str(model_prefix))
     theirs = _by_number({p.name: p for p in program.parameters()}, where)
     for attempt in range(2):
         layer = registry.build_model(model_name, config)

@@ -265,6 +265,7 @@ def cached_onnx(deploy, rebuild=None) -> Path:
     key = _key(kind="onnx", files=file_digest(deploy.model_file, deploy.params_file), opset=OPSET)
     target = exports_cache() / f"{_safe(deploy.model_name or deploy.model_file.parent.name)}-{key}.onnx"
     failed = target.with_name(target.name + ".failed")
+    rebuild_failed = target.with_name(target.name + ".failed-rebuild")
     with _lock(target):
         if not target.is_file() and not failed.is_file():
             log.info("%s: converting to ONNX once for the fast engine (cached in %s) ...",
@@ -277,12 +278,12 @@ def cached_onnx(deploy, rebuild=None) -> Path:
         if not target.is_file():  # converted before, and it did not work: do not pay for it again
             _touch(failed)
             reason = failed.read_text(encoding="utf-8").strip()
-            if rebuild is None or failed.with_name(failed.name + "-rebuild").is_file():
+            if rebuild is None or rebuild_failed.is_file():
                 raise ExportError(reason)
             try:
                 rebuild(target, reason)
             except (ExportError, WeightsError) as exc:
-                with atomic_write(failed.with_name(failed.name + "-rebuild")) as fh:
+                with atomic_write(rebuild_failed) as fh:
                     fh.write(str(exc))
                 raise ExportError(f"{reason}; rebuilding the network from its weights did not work either: {exc}") from exc
         _touch(target)
@@ -309,15 +310,13 @@ def network_rebuild(model_name: str, config: Any, deploy):
         import paddle
 
         log.info("%s: %s; converting the plugin's own network with the export's weights instead (once) ...",
-                    model_name, reason)
+                 model_name, reason)
         prefix = deploy.model_file.with_suffix("")
         try:
-            layer, fitted = network_from_export(model_name, config, prefix)
             program = paddle.jit.load(str(prefix))
-        except WeightsError:
-            raise
         except Exception as exc:  # noqa: BLE001 - a program paddle cannot load as a layer
             raise ExportError(f"paddle cannot load {deploy.model_file} as a network: {str(exc).splitlines()[0]}") from exc
+        layer, fitted = network_from_export(model_name, config, prefix, program)
         rng = np.random.default_rng(0)
         for h, w in ((256, 256), (200, 328)):
             x = paddle.to_tensor(rng.standard_normal((1, 3, h, w)).astype(np.float32))
