@@ -255,18 +255,28 @@ def _conversion_error(proc: subprocess.CompletedProcess) -> str:
     return f"{what}{': ' + tail if tail else ''}"
 
 
-def cached_onnx(deploy, rebuild=None) -> Path:
+def cached_onnx(deploy, rebuild=None, rebuild_first: bool = False) -> Path:
     """The ONNX model of an exported directory, converted once into the cache (keyed by the files' hash).
 
-    ``rebuild(target)``, when given, is tried once when the program itself
-    does not convert (see :func:`network_rebuild`): it writes an equivalent
-    conversion to ``target``, which then serves this directory like its own.
+    ``rebuild(target, reason)``, when given, is tried once when the program
+    itself does not convert (see :func:`network_rebuild`), or before
+    converting it with ``rebuild_first`` (the plugin's network exports a faster
+    graph); it writes an equivalent conversion to ``target``, which then serves
+    this directory like its own. A first rebuild that fails leaves the program
+    to be converted as it is.
     """
     key = _key(kind="onnx", files=file_digest(deploy.model_file, deploy.params_file), opset=OPSET)
     target = exports_cache() / f"{_safe(deploy.model_name or deploy.model_file.parent.name)}-{key}.onnx"
     failed = target.with_name(target.name + ".failed")
     rebuild_failed = target.with_name(target.name + ".failed-rebuild")
     with _lock(target):
+        if not target.is_file() and rebuild_first and rebuild is not None and not rebuild_failed.is_file():
+            try:
+                rebuild(target, "its plugin's network exports a faster graph of the same function")
+            except (ExportError, WeightsError) as exc:
+                with atomic_write(rebuild_failed) as fh:
+                    fh.write(str(exc))
+                log.info("%s: %s; converting the program as it is", deploy.model_name or deploy.model_file, exc)
         if not target.is_file() and not failed.is_file():
             log.info("%s: converting to ONNX once for the fast engine (cached in %s) ...",
                      deploy.model_name or deploy.model_file.parent.name, target.parent)

@@ -13,7 +13,10 @@ on Paddle Inference instead, with an :class:`EngineFallbackWarning` saying why.
 export's weights are loaded once into the plugin's own network, which pools
 shape-free, and that is converted instead, checked against the program
 (:func:`~segzoo.inference.export_cache.network_rebuild`); the conversion is
-cached under the directory's own key, so later runs load it directly.
+cached under the directory's own key, so later runs load it directly. A
+card with ``export.rebuild_exports`` (SegFormer, whose exported decoder is
+folded) has exports made elsewhere rebuilt that way first, since the
+plugin's graph is faster; segzoo's own exports convert as they are.
 
 **Models that convert only with a fixed H×W** (a card with
 ``export.onnx_static_hw``; no built-in model since PP-LiteSeg pools
@@ -237,10 +240,10 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
     if options.get("precision") is not None:
         common["precision"] = options["precision"]
 
-    def from_export(deploy, outputs: str, rebuild=None) -> Engine:
+    def from_export(deploy, outputs: str, rebuild=None, rebuild_first: bool = False) -> Engine:
         """ONNX Runtime on the ONNX conversion of one export (Paddle Inference if it does not convert)."""
         try:
-            path = cached_onnx(deploy, rebuild)
+            path = cached_onnx(deploy, rebuild, rebuild_first)
         except ExportError as exc:
             raise EngineFallback(str(exc), engine="paddle") from exc
         return OnnxEngine(lambda hw: path, outputs=outputs, input_hw=deploy.fixed_hw,
@@ -256,9 +259,11 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
                 f"{deploy.path.parent} has a dynamic H×W, which this model converts to ONNX only when fixed; "
                 "export it with --input-shape -1,3,H,W (or give its .pdparams) to run it on onnxruntime"
             )
-        # a program that converts only at a fixed H×W (PaddleX's PP-LiteSeg) is rebuilt from the plugin's network
+        # a program that converts only at a fixed H×W (PaddleX's PP-LiteSeg) is rebuilt from the plugin's network,
+        # and so is one made elsewhere whose plugin exports a faster graph (SegFormer's folded decoder)
         rebuild = network_rebuild(model_name, config, deploy) if card.export.dynamic_shape else None
-        return from_export(deploy, engine_outputs(deploy.output_op), rebuild)
+        first = card.export.rebuild_exports and "segzoo" not in deploy.raw
+        return from_export(deploy, engine_outputs(deploy.output_op), rebuild, first)
     layer = options.get("layer")
     if layer is None:  # pragma: no cover - create_model always hands the layer over
         raise ConfigError("the onnxruntime engine needs the model's network or an exported directory")
