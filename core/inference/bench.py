@@ -50,8 +50,8 @@ from ..weights import save_weights
 from . import builtin  # noqa: F401  (registers the built-in engines in the table)
 from .engine_table import ENGINES, default_cpu_threads
 from .export import export_model
-from .export_cache import cached_onnx
 from .modeldir import resolve_model_dir
+from .onnx import export_onnx
 from .sizes import ceil_to
 
 DEFAULT_ENGINES = ("dygraph", "paddle", "onnxruntime", "openvino", "openvino:bf16")
@@ -258,7 +258,7 @@ def prepare_sources(model_name: str, engines: list, sizes: list, work: Path, mod
             if layer is None:  # an exported directory was given: every engine runs it as it is
                 sources[(engine, size)] = str(model_dir)
                 if engine in ("onnxruntime", "openvino") and card.export.onnx:
-                    cached_onnx(source.deploy)
+                    export_onnx(model_name, registry.config(model_name), source.deploy)  # the engines' conversion
                 continue
             if engine in ("onnxruntime", "openvino") and card.export.onnx and card.export.onnx_static_hw:
                 h, w = ceil_to(size[1], card.size_divisor), ceil_to(size[0], card.size_divisor)
@@ -271,7 +271,7 @@ def prepare_sources(model_name: str, engines: list, sizes: list, work: Path, mod
                     export_dir = export_model(model_name, work / "export", config=config, layer=layer)
                 sources[(engine, size)] = str(export_dir)
             if engine in ("onnxruntime", "openvino") and card.export.onnx:
-                cached_onnx(resolve_model_dir(sources[(engine, size)]).deploy)  # convert now, not in load_s
+                export_onnx(model_name, config, resolve_model_dir(sources[(engine, size)]).deploy)  # now, not in load_s
     return sources
 
 

@@ -265,7 +265,9 @@ def cached_onnx(deploy, rebuild=None, rebuild_first: bool = False) -> Path:
     this directory like its own. A first rebuild that fails leaves the program
     to be converted as it is.
     """
-    key = _key(kind="onnx", files=file_digest(deploy.model_file, deploy.params_file), opset=OPSET)
+    # a rebuild-first conversion is another file than the program's own (which a plain call may have made)
+    key = _key(kind="onnx", files=file_digest(deploy.model_file, deploy.params_file), opset=OPSET,
+               **({"rebuilt": True} if rebuild_first and rebuild is not None else {}))
     target = exports_cache() / f"{_safe(deploy.model_name or deploy.model_file.parent.name)}-{key}.onnx"
     failed = target.with_name(target.name + ".failed")
     rebuild_failed = target.with_name(target.name + ".failed-rebuild")

@@ -221,6 +221,19 @@ class OnnxRuntimeEngine(Engine):
 
 
 # -- the factory behind create_model(engine="onnxruntime") ---------------------------------------------
+def export_onnx(model_name: str, config: Any, deploy) -> Path:
+    """The ONNX model the ONNX engines run for an exported directory, converted once into the cache.
+
+    A program that converts only at a fixed H×W (PaddleX's PP-LiteSeg) is
+    rebuilt from the plugin's network, and so is one made elsewhere whose card
+    says ``export.rebuild_exports`` (SegFormer's folded decoder); see
+    :func:`~segzoo.inference.export_cache.network_rebuild`.
+    """
+    card = get_registry().card(model_name)
+    rebuild = network_rebuild(model_name, config, deploy) if card.export.dynamic_shape else None
+    return cached_onnx(deploy, rebuild, rebuild_first=card.export.rebuild_exports and "segzoo" not in deploy.raw)
+
+
 @with_fallback
 def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional[str], options: dict,
                      engine_class: Optional[type] = None) -> Engine:
@@ -240,10 +253,10 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
     if options.get("precision") is not None:
         common["precision"] = options["precision"]
 
-    def from_export(deploy, outputs: str, rebuild=None, rebuild_first: bool = False) -> Engine:
+    def from_export(deploy, outputs: str) -> Engine:
         """ONNX Runtime on the ONNX conversion of one export (Paddle Inference if it does not convert)."""
         try:
-            path = cached_onnx(deploy, rebuild, rebuild_first)
+            path = cached_onnx(deploy)
         except ExportError as exc:
             raise EngineFallback(str(exc), engine="paddle") from exc
         return OnnxEngine(lambda hw: path, outputs=outputs, input_hw=deploy.fixed_hw,
@@ -259,11 +272,12 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
                 f"{deploy.path.parent} has a dynamic H×W, which this model converts to ONNX only when fixed; "
                 "export it with --input-shape -1,3,H,W (or give its .pdparams) to run it on onnxruntime"
             )
-        # a program that converts only at a fixed H×W (PaddleX's PP-LiteSeg) is rebuilt from the plugin's network,
-        # and so is one made elsewhere whose plugin exports a faster graph (SegFormer's folded decoder)
-        rebuild = network_rebuild(model_name, config, deploy) if card.export.dynamic_shape else None
-        first = card.export.rebuild_exports and "segzoo" not in deploy.raw
-        return from_export(deploy, engine_outputs(deploy.output_op), rebuild, first)
+        try:
+            path = export_onnx(model_name, config, deploy)
+        except ExportError as exc:
+            raise EngineFallback(str(exc), engine="paddle") from exc
+        return OnnxEngine(lambda hw: path, outputs=engine_outputs(deploy.output_op), input_hw=deploy.fixed_hw,
+                          max_batch=deploy.fixed_batch, **common)
     layer = options.get("layer")
     if layer is None:  # pragma: no cover - create_model always hands the layer over
         raise ConfigError("the onnxruntime engine needs the model's network or an exported directory")
