@@ -61,8 +61,9 @@ class ExportSupport(BaseModel):
         False, description="ONNX conversion needs a fixed H×W: the onnxruntime engine converts once per input size"
     )
     rebuild_exports: bool = Field(
-        False, description="the plugin's network exports a faster graph of the same function than paddleseg's: the "
-        "ONNX engines convert exports made elsewhere (PaddleX's official models) through it, with their weights"
+        False, description="the plugin's network exports a better graph of the same function than paddleseg's "
+        "(faster, or convertible at any H×W): the ONNX engines convert exports made elsewhere (PaddleX's official "
+        "models) through it, with their weights, without trying the program's own conversion first"
     )
     note: str = Field("", description="why an export or conversion is not supported; shown in errors and by segzoo info")
 

@@ -14,9 +14,9 @@ export's weights are loaded once into the plugin's own network, which pools
 shape-free, and that is converted instead, checked against the program
 (:func:`~segzoo.inference.export_cache.network_rebuild`); the conversion is
 cached under the directory's own key, so later runs load it directly. A
-card with ``export.rebuild_exports`` (SegFormer, whose exported decoder is
-folded) has exports made elsewhere rebuilt that way first, since the
-plugin's graph is faster; segzoo's own exports convert as they are.
+card with ``export.rebuild_exports`` (PP-LiteSeg; SegFormer, whose exported
+decoder is folded) has exports made elsewhere rebuilt that way first, without
+trying the program's own conversion; segzoo's own exports convert as they are.
 
 **Models that convert only with a fixed H×W** (a card with
 ``export.onnx_static_hw``; no built-in model since PP-LiteSeg pools
@@ -225,8 +225,8 @@ def export_onnx(model_name: str, config: Any, deploy) -> Path:
     """The ONNX model the ONNX engines run for an exported directory, converted once into the cache.
 
     A program that converts only at a fixed H×W (PaddleX's PP-LiteSeg) is
-    rebuilt from the plugin's network, and so is one made elsewhere whose card
-    says ``export.rebuild_exports`` (SegFormer's folded decoder); see
+    rebuilt from the plugin's network, and one made elsewhere whose card says
+    ``export.rebuild_exports`` (PP-LiteSeg, SegFormer) is rebuilt first; see
     :func:`~segzoo.inference.export_cache.network_rebuild`.
     """
     card = get_registry().card(model_name)

@@ -50,7 +50,9 @@ def _builder(stdc: int):
 
 _EXPORT = ExportSupport(
     note="the context module's adaptive pooling is computed shape-free, so exports and ONNX keep a dynamic H×W "
-    "(a PaddleX export of PP-LiteSeg has fixed pooling kernels: it converts to ONNX only at a fixed H×W)",
+    "(a PaddleX export of PP-LiteSeg has fixed pooling kernels: it converts to ONNX only at a fixed H×W, so the "
+    "ONNX engines convert the plugin's network with its weights instead)",
+    rebuild_exports=True,
 )
 
 
