@@ -30,7 +30,7 @@ import numpy as np
 from .errors import ExportError
 from .inference.engines import PaddleInferenceEngine
 from .inference.export import export_model, paddle_error_summary
-from .inference.export_cache import convert_to_onnx
+from .inference.convert import convert_to_onnx
 from .inference.modeldir import read_inference_yml
 from .registry import get_registry
 from .weights import load_weights, save_weights
@@ -188,7 +188,7 @@ class ModelContract:
     def check_onnx(self) -> str:
         """The card declares ONNX: convert the export with paddle2onnx, run it on ONNX Runtime, compare with dygraph.
 
-        The conversion is segzoo's own (``segzoo.inference.export_cache.convert_to_onnx``,
+        The conversion is segzoo's own (``segzoo.inference.convert.convert_to_onnx``,
         which also checks the ONNX model against Paddle Inference). A card with
         ``export.onnx_static_hw`` converts at a fixed H×W, as the onnxruntime
         engine does; otherwise the ONNX model is run at the same two shapes as

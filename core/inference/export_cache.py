@@ -17,29 +17,20 @@ cache is bounded: the least recently used entries beyond :data:`CACHE_MAX_ENTRIE
 entries or :data:`CACHE_MAX_MB` megabytes (``$SEGZOO_EXPORTS_MAX_MB``) are
 removed; ``segzoo cache`` shows its size and limit.
 
-**Conversion runs in a child process** (``python -m segzoo.inference.export_cache convert ...``).
-``paddle2onnx`` aborts the whole process (``SIGABRT``) on a graph it cannot
-convert, e.g. PP-LiteSeg's adaptive pooling with a dynamic H×W; in a child that
-becomes an :class:`~segzoo.errors.ExportError` with paddle2onnx's own message.
-``optimize_tool`` is off: big models convert in seconds instead of minutes
-(ONNX Runtime folds constants itself when it loads the model).
-
-**Every conversion is checked** before it is used: the child runs the ONNX
-model and Paddle Inference (plain kernels) on one random input and compares
-them (:func:`validate_conversion`). A conversion that fails or differs is
-remembered in the cache (``<name>.onnx.failed``, so it is not retried).
+Conversion runs in a child process and is checked against Paddle Inference
+before it is used (:mod:`segzoo.inference.convert`). A conversion that fails
+or differs is remembered in the cache (``<name>.onnx.failed``, so it is not
+retried).
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 from importlib import metadata
@@ -54,15 +45,19 @@ from ..fileio import atomic_write
 from ..models import network_from_export
 from ..paths import cache_dir
 from . import export as export_module
-from .engine_table import default_cpu_threads
+from .convert import (  # noqa: F401  (the conversion's names, which this module held before)
+    CONVERT_TIMEOUT,
+    OPSET,
+    Conversion,
+    _conversion_error,
+    _convert_main,
+    convert_to_onnx,
+    validate_conversion,
+)
 from .modeldir import read_inference_yml
 
 log = logging.getLogger("segzoo")
 
-#: ONNX opset asked of paddle2onnx (it raises it by itself where an op needs more)
-OPSET = 13
-#: seconds a conversion may take before it is stopped
-CONVERT_TIMEOUT = 900
 #: cache entries (exports and converted models) kept; the least recently used beyond are removed
 CACHE_MAX_ENTRIES = 64
 #: megabytes the exports cache may hold (``$SEGZOO_EXPORTS_MAX_MB``); least recently used entries go first
@@ -221,40 +216,6 @@ def cached_export(
     return read_inference_yml(target)
 
 
-def convert_to_onnx(model_file: Path, params_file: Path, out_file: Path, opset: int = OPSET,
-                    timeout: float = CONVERT_TIMEOUT) -> Path:
-    """Convert an exported Paddle program to ONNX with paddle2onnx, in a child process; write ``out_file`` atomically."""
-    try:
-        import paddle2onnx  # noqa: F401  (fail here, with the install hint, not in the child)
-    except ImportError as exc:
-        raise DependencyError(f"paddle2onnx is not importable ({exc}); install it: pip install paddle2onnx==2.1.0") from exc
-    out_file = Path(out_file)
-    cmd = [sys.executable, "-m", "segzoo.inference.export_cache", "convert", str(model_file), str(params_file),
-           str(out_file), "--opset", str(int(opset))]
-    t0 = time.perf_counter()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, errors="replace")
-    except subprocess.TimeoutExpired:
-        raise ExportError(
-            f"paddle2onnx did not convert {model_file} within {timeout:.0f} s; use the paddle engine for this model"
-        ) from None
-    if proc.returncode != 0 or not out_file.is_file():
-        raise ExportError(f"the ONNX conversion of {model_file} is not usable: {_conversion_error(proc)}")
-    log.info("converted %s to %s in %.1f s", model_file, out_file, time.perf_counter() - t0)
-    return out_file
-
-
-def _conversion_error(proc: subprocess.CompletedProcess) -> str:
-    text = (proc.stderr or "") + "\n" + (proc.stdout or "")
-    errors = [m.group(1).strip() for m in re.finditer(r"\[ERROR\]\[(?:Paddle2ONNX|segzoo)\]\s*(.*)", text)]
-    if errors:
-        return "; ".join(dict.fromkeys(errors))
-    lines = [line.strip() for line in text.splitlines() if line.strip() and "Warning" not in line]
-    tail = lines[-1] if lines else ""
-    what = f"exit status {proc.returncode}" if proc.returncode >= 0 else f"killed by signal {-proc.returncode}"
-    return f"{what}{': ' + tail if tail else ''}"
-
-
 def cached_onnx(deploy, rebuild=None, rebuild_first: bool = False) -> Path:
     """The ONNX model of an exported directory, converted once into the cache (keyed by the files' hash).
 
@@ -274,7 +235,7 @@ def cached_onnx(deploy, rebuild=None, rebuild_first: bool = False) -> Path:
     with _lock(target):
         if not target.is_file() and rebuild_first and rebuild is not None and not rebuild_failed.is_file():
             try:
-                rebuild(target, "its plugin's network exports a faster graph of the same function")
+                rebuild(target, "its plugin's network exports a better graph of the same function (export.rebuild_exports)")
             except (ExportError, WeightsError) as exc:
                 with atomic_write(rebuild_failed) as fh:
                     fh.write(str(exc))
@@ -317,120 +278,50 @@ def network_rebuild(model_name: str, config: Any, deploy):
     """
 
     def rebuild(target: Path, reason: str) -> None:
-        import tempfile
-
-        import paddle
-
         log.info("%s: %s; converting the plugin's own network with the export's weights instead (once) ...",
                  model_name, reason)
-        prefix = deploy.model_file.with_suffix("")
-        try:
-            program = paddle.jit.load(str(prefix))
-        except Exception as exc:  # noqa: BLE001 - a program paddle cannot load as a layer
-            raise ExportError(f"paddle cannot load {deploy.model_file} as a network: {str(exc).splitlines()[0]}") from exc
-        layer, fitted = network_from_export(model_name, config, prefix, program)
-        rng = np.random.default_rng(0)
-        for h, w in ((256, 256), (200, 328)):
-            x = paddle.to_tensor(rng.standard_normal((1, 3, h, w)).astype(np.float32))
-            want, got = program(x), layer(x)
-            want = np.asarray((want[0] if isinstance(want, (list, tuple)) else want).numpy())
-            got = got[0].argmax(1).numpy()
-            want = want.argmax(1) if want.ndim == 4 else want.reshape(got.shape)
-            agree = float((want == got).mean())
-            if agree < 0.999:
-                raise ExportError(f"the plugin's {model_name} with the weights of {deploy.model_file} differs from it "
-                                  f"at {w}×{h} (labels agree on {agree:.2%} of the pixels)")
-        with tempfile.TemporaryDirectory(prefix="segzoo-rebuild-") as tmp:
-            out = Path(tmp) / "export"
-            export_module.export_model(model_name, out, config=fitted, layer=layer, output_op=deploy.output_op)
-            convert_to_onnx(out / "inference.json", out / "inference.pdiparams", target)
+        with Conversion() as conversion:  # the child imports paddle2onnx meanwhile (see segzoo.inference.convert)
+            out = _rebuilt_export(model_name, config, deploy)
+            try:
+                conversion.run(out / "inference.json", out / "inference.pdiparams", target)
+            finally:
+                shutil.rmtree(out.parent, ignore_errors=True)
 
     return rebuild
 
 
-# -- the child process that converts -----------------------------------------------------------------
-def _convert_main(argv: Optional[list] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m segzoo.inference.export_cache")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    conv = sub.add_parser("convert", help="convert inference.json + inference.pdiparams to ONNX")
-    conv.add_argument("model_file")
-    conv.add_argument("params_file")
-    conv.add_argument("out_file")
-    conv.add_argument("--opset", type=int, default=OPSET)
-    args = parser.parse_args(argv)
-    import paddle2onnx
+def _rebuilt_export(model_name: str, config: Any, deploy) -> Path:
+    """The plugin's network with the weights of ``deploy``'s program, checked against it and exported to a
+    temporary directory (the caller removes its parent)."""
+    import tempfile
 
-    data = paddle2onnx.export(
-        args.model_file,
-        args.params_file,
-        None,  # no save_file: return the bytes, with no optimize_tool pass
-        opset_version=args.opset,
-        auto_upgrade_opset=True,
-        enable_onnx_checker=True,
-        optimize_tool="None",
-    )
-    problem = validate_conversion(args.model_file, args.params_file, data)
-    if problem:
-        print(f"[ERROR][segzoo] {problem}", file=sys.stderr)
-        return 3
-    with atomic_write(args.out_file, "wb") as fh:
-        fh.write(data)
-    return 0
+    import paddle
 
-
-def validate_conversion(model_file: str, params_file: str, onnx_bytes: bytes, dynamic_hw=(128, 160)) -> Optional[str]:
-    """Compare the ONNX model with Paddle Inference (plain CPU kernels) on one random input; ``None`` if they agree.
-
-    The input is the program's fixed ``H×W`` when it has one, else
-    ``dynamic_hw``. Labels must agree on 99.9 % of the pixels; scores within
-    5e-3 of their range (SeaFormer_base/large's float32 attention reaches
-    1.4e-3 on random weights and inputs), with the same argmax on 99.9 %. (paddle2onnx turns
-    an adaptive pooling whose input is not a multiple of its bins into a plain
-    pooling that averages other windows, for instance: it converts, but the
-    masks differ.)
-    """
-    import onnxruntime as ort
-    from paddle import inference as pi
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = default_cpu_threads()
-    opts.log_severity_level = 3
-    h, w = dynamic_hw
+    prefix = deploy.model_file.with_suffix("")
     try:
-        sess = ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
-        shape = sess.get_inputs()[0].shape  # ints where fixed, names or None where dynamic
-        fixed = [d if isinstance(d, int) and d > 0 else None for d in shape]
-        n = fixed[0] or 1
-        h, w = fixed[2] or dynamic_hw[0], fixed[3] or dynamic_hw[1]
-        x = np.random.default_rng(0).standard_normal((n, 3, h, w)).astype(np.float32)
-        got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-    except Exception as exc:
-        first = str(exc).strip().splitlines()
-        return f"ONNX Runtime cannot run it at {w}×{h}: {first[0] if first else type(exc).__name__}"
-    config = pi.Config(model_file, params_file)
-    config.disable_gpu()
-    config.disable_onednn()
-    config.set_cpu_math_library_num_threads(default_cpu_threads())
-    config.disable_glog_info()
-    predictor = pi.create_predictor(config)
-    handle = predictor.get_input_handle(predictor.get_input_names()[0])
-    handle.reshape(list(x.shape))
-    handle.copy_from_cpu(x)
-    predictor.run()
-    want = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
-    if got.shape != want.shape:
-        return f"it outputs {list(got.shape)}, Paddle {list(want.shape)} at {w}×{h}"
-    if want.ndim == 4:
-        rel = float(np.abs(got - want).max() / max(float(np.abs(want).max()), 1e-12))
-        agree = float((got.argmax(1) == want.argmax(1)).mean())
-        if rel > 5e-3 or agree < 0.999:
-            return f"it differs from Paddle at {w}×{h}: scores by {rel:.1e} of their range, argmax on {1 - agree:.2%} of the pixels"
-    else:
-        agree = float((got == want).mean())
+        program = paddle.jit.load(str(prefix))
+    except Exception as exc:  # noqa: BLE001 - a program paddle cannot load as a layer
+        raise ExportError(f"paddle cannot load {deploy.model_file} as a network: {str(exc).splitlines()[0]}") from exc
+    layer, fitted = network_from_export(model_name, config, prefix, program)
+    rng = np.random.default_rng(0)
+    for h, w in ((256, 256), (200, 328)):
+        x = paddle.to_tensor(rng.standard_normal((1, 3, h, w)).astype(np.float32))
+        want, got = program(x), layer(x)
+        want = np.asarray((want[0] if isinstance(want, (list, tuple)) else want).numpy())
+        got = got[0].argmax(1).numpy()
+        want = want.argmax(1) if want.ndim == 4 else want.reshape(got.shape)
+        agree = float((want == got).mean())
         if agree < 0.999:
-            return f"it differs from Paddle at {w}×{h}: labels differ on {1 - agree:.2%} of the pixels"
-    return None
+            raise ExportError(f"the plugin's {model_name} with the weights of {deploy.model_file} differs from it "
+                              f"at {w}×{h} (labels agree on {agree:.2%} of the pixels)")
+    out = Path(tempfile.mkdtemp(prefix="segzoo-rebuild-")) / "export"
+    try:
+        export_module.export_model(model_name, out, config=fitted, layer=layer, output_op=deploy.output_op)
+    except BaseException:
+        shutil.rmtree(out.parent, ignore_errors=True)
+        raise
+    return out
 
 
-if __name__ == "__main__":  # pragma: no cover - run as the conversion child
+if __name__ == "__main__":  # pragma: no cover - the conversion child of segzoo < segzoo.inference.convert
     sys.exit(_convert_main())
