@@ -39,7 +39,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..datasets.palette import colorize, overlay, voc_palette
+from ..datasets.palette import blend, colorize, voc_palette
 from ..errors import ConfigError
 from ..fileio import atomic_write, check_output_dir, write_bytes
 
@@ -118,12 +118,7 @@ class SegResult:
     def img(self) -> dict:
         """``{"res": VOC-coloured label map, "overlay": blended on the input}``, both BGR ``uint8``."""
         colour = colorize_labels(self.pred)
-        if self.pred.dtype == np.uint8:
-            blended = overlay(self.input_img, self.pred, alpha=OVERLAY_ALPHA)
-        else:  # labels above 255: the same blend with the extended palette
-            mixed = self.input_img.astype(np.float32) * (1 - OVERLAY_ALPHA) + colour.astype(np.float32) * OVERLAY_ALPHA
-            blended = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
-        return {"res": colour, "overlay": blended}
+        return {"res": colour, "overlay": blend(self.input_img, colour, alpha=OVERLAY_ALPHA)}
 
     def to_str(self, format_json: bool = True, indent: int = 4, ensure_ascii: bool = False) -> str:
         """The result as text, ``pred`` shown as ``'...'``."""
@@ -202,8 +197,7 @@ class SegResult:
             return json.dumps(self.json, ensure_ascii=ensure_ascii)
         marker = "@@segzoo-pred@@"
         text = json.dumps(self._data(marker), indent=indent, ensure_ascii=ensure_ascii)
-        pad = " " * (indent * 3)
-        rows = ",\n".join(pad + json.dumps(row) for row in self.pred.tolist())
+        rows = label_rows_text(self.pred, " " * (indent * 3))
         head, _, tail = text.rpartition(json.dumps(marker))  # "pred" is the last key
         return head + "[\n" + rows + "\n" + " " * (indent * 2) + "]" + tail
 
@@ -240,3 +234,29 @@ def colorize_labels(pred: np.ndarray) -> np.ndarray:
         return colorize(pred, bgr=True)
     palette = voc_palette(int(pred.max()) + 1)[:, ::-1]
     return np.ascontiguousarray(palette[pred])
+
+
+def label_rows_text(pred: np.ndarray, pad: str) -> str:
+    """``pad + json.dumps(row)`` for every row of an integer label map, joined by ``",\n"``: the same text, built
+    with numpy (each label's text looked up in a table of 4- or 8-byte words) instead of one encoder call per row."""
+    pred = np.asarray(pred)
+    top = int(pred.max()) if pred.ndim == 2 and pred.dtype.kind in "ui" and pred.size else -1
+    if top < 0 or top > 4095 or int(pred.min()) < 0:  # not a label map of up to 4096 classes: row by row
+        return ",\n".join(pad + json.dumps(row) for row in pred.tolist())
+    width = 4 if top < 100 else 8  # bytes of ", <label>" (up to 6)
+    word = np.uint32 if width == 4 else np.uint64
+    tables = np.zeros((2, top + 1, width), np.uint8)  # "<label>" (a row's first) and ", <label>", NUL-padded
+    for value in range(top + 1):
+        for k, token in enumerate((f"{value}".encode(), f", {value}".encode())):
+            tables[k, value, : len(token)] = np.frombuffer(token, np.uint8)
+    first, rest = (t.view(word).ravel() for t in tables)
+    words = rest[pred]
+    words[:, 0] = first[pred[:, 0]]
+    head, foot = np.frombuffer(f"{pad}[".encode(), np.uint8), np.frombuffer(b"],\n", np.uint8)
+    h, w = pred.shape
+    lines = np.empty((h, head.size + w * width + foot.size), np.uint8)
+    lines[:, : head.size] = head
+    lines[:, head.size : head.size + w * width] = words.view(np.uint8).reshape(h, w * width)
+    lines[:, head.size + w * width :] = foot
+    flat = lines.ravel()
+    return flat[flat != 0].tobytes()[: -len(",\n")].decode("ascii")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
-from segzoo.inference.result import SegResult
+from segzoo.inference.result import SegResult, label_rows_text
 
 
 def _result(pred):
@@ -31,3 +32,14 @@ def test_a_marker_like_input_path_is_not_replaced(tmp_path):
     res = _result(np.ones((2, 3), np.uint8))
     res.input_path = "@@segzoo-pred@@.png"
     assert json.loads(res.save_to_json(tmp_path / "r.json").read_text()) == res.json
+
+
+@pytest.mark.parametrize("dtype, top, shape", [
+    (np.uint8, 18, (37, 53)), (np.uint8, 255, (5, 7)), (np.int64, 1000, (4, 9)), (np.int32, 0, (3, 3)),
+    (np.uint16, 99, (20, 1)), (np.int64, 100, (6, 30)), (np.int64, 5000, (2, 3)), (np.int32, -3, (2, 2)),
+])
+def test_mask_rows_are_written_as_json_dumps_writes_them(dtype, top, shape):
+    low = min(top, 0)
+    pred = np.random.default_rng(abs(top)).integers(low, max(top, 0) + 1, shape).astype(dtype)
+    pad = " " * 12
+    assert label_rows_text(pred, pad) == ",\n".join(pad + json.dumps(row) for row in pred.tolist())
