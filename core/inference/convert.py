@@ -19,8 +19,8 @@ write the program starts it first (:class:`Conversion`) and the two overlap:
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 import re
 import subprocess
 import sys

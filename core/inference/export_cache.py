@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
@@ -40,7 +41,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .._version import __version__
-from ..errors import ConfigError, DependencyError, ExportError, WeightsError
+from ..errors import ConfigError, ExportError, WeightsError
 from ..fileio import atomic_write
 from ..models import network_from_export
 from ..paths import cache_dir
@@ -49,7 +50,6 @@ from .convert import (  # noqa: F401  (the conversion's names, which this module
     CONVERT_TIMEOUT,
     OPSET,
     Conversion,
-    _conversion_error,
     _convert_main,
     convert_to_onnx,
     validate_conversion,
@@ -280,21 +280,18 @@ def network_rebuild(model_name: str, config: Any, deploy):
     def rebuild(target: Path, reason: str) -> None:
         log.info("%s: %s; converting the plugin's own network with the export's weights instead (once) ...",
                  model_name, reason)
-        with Conversion() as conversion:  # the child imports paddle2onnx meanwhile (see segzoo.inference.convert)
-            out = _rebuilt_export(model_name, config, deploy)
-            try:
-                conversion.run(out / "inference.json", out / "inference.pdiparams", target)
-            finally:
-                shutil.rmtree(out.parent, ignore_errors=True)
+        with Conversion() as conversion, tempfile.TemporaryDirectory(prefix="segzoo-rebuild-") as tmp:
+            # the child imports paddle2onnx while the network is rebuilt (see segzoo.inference.convert)
+            out = Path(tmp) / "export"
+            _rebuilt_export(model_name, config, deploy, out)
+            conversion.run(out / "inference.json", out / "inference.pdiparams", target)
 
     return rebuild
 
 
-def _rebuilt_export(model_name: str, config: Any, deploy) -> Path:
-    """The plugin's network with the weights of ``deploy``'s program, checked against it and exported to a
-    temporary directory (the caller removes its parent)."""
-    import tempfile
-
+def _rebuilt_export(model_name: str, config: Any, deploy, out: Path) -> None:
+    """Export the plugin's network with the weights of ``deploy``'s program to ``out``, once both are checked
+    to give the same labels."""
     import paddle
 
     prefix = deploy.model_file.with_suffix("")
@@ -314,13 +311,7 @@ def _rebuilt_export(model_name: str, config: Any, deploy) -> Path:
         if agree < 0.999:
             raise ExportError(f"the plugin's {model_name} with the weights of {deploy.model_file} differs from it "
                               f"at {w}×{h} (labels agree on {agree:.2%} of the pixels)")
-    out = Path(tempfile.mkdtemp(prefix="segzoo-rebuild-")) / "export"
-    try:
-        export_module.export_model(model_name, out, config=fitted, layer=layer, output_op=deploy.output_op)
-    except BaseException:
-        shutil.rmtree(out.parent, ignore_errors=True)
-        raise
-    return out
+    export_module.export_model(model_name, out, config=fitted, layer=layer, output_op=deploy.output_op)
 
 
 if __name__ == "__main__":  # pragma: no cover - the conversion child of segzoo < segzoo.inference.convert
