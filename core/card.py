@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 #: ``ModelCard.input_size`` of a card that does not set it
@@ -175,8 +175,17 @@ class ModelCard(BaseModel):
         "TensorRT's optimal shape; predictions still run at each image's own size unless target_size is set",
     )
     size_divisor: int = Field(
-        32, gt=0, description="inputs are padded to a multiple of this (the network's output stride) and cropped back"
+        32, gt=0, description="the network's output stride: the sides the contract checks, the auto engine's probe "
+        "and segzoo benchmark use are multiples of it (predictions do not pad to it; see pad_to)",
     )
+    pad_to: Optional[int] = Field(
+        None, gt=0,
+        description="only for a network that cannot take every input size: each image is padded right and bottom "
+        "(with 0 after normalising) to a multiple of this, and the scores are cropped back. None (the default, and "
+        "every built-in model): each image is fed at its own size, as PaddleX and paddleseg do; padding would change "
+        "the masks of models with global context (pooling, attention)",
+    )
+    pad_reason: str = Field("", description="why the network needs pad_to (shown by segzoo info); required with pad_to")
     export: ExportSupport = Field(ExportSupport(), description="what the plugin declares its model exports to")
     official: Optional[OfficialWeights] = Field(
         None, description="the weights PaddleX publishes for this model (create_model(name) uses them); None: none"
@@ -190,6 +199,12 @@ class ModelCard(BaseModel):
         ModelConfig, exclude=True, description="the pydantic config class (a ModelConfig subclass) of this model"
     )
     plugin_version: str = Field("", description="free-form version of the plugin (segzoo plugins shows the distribution's)")
+
+    @model_validator(mode="after")
+    def _pad_reason_given(self):
+        if self.pad_to is not None and not self.pad_reason.strip():
+            raise ValueError("a card with pad_to must say why in pad_reason (its network cannot take every input size)")
+        return self
 
     @property
     def input_size_is_default(self) -> bool:

@@ -175,7 +175,9 @@ def run_info(args) -> int:
     miou = f"mIoU {_fmt(f.miou)} %" if f.miou is not None else "no published mIoU"
     print(f"  dataset: {card.dataset}, {card.num_classes} classes; {miou}")
     print(f"  evaluation protocol: {card.eval_protocol or 'not stated'}")
-    print(f"  typical input (W, H): {card.describe_input_size()}; padded to a multiple of {card.size_divisor}")
+    fed = (f"padded to a multiple of {card.pad_to} ({card.pad_reason})" if card.pad_to
+           else "each image is fed at its own size")
+    print(f"  typical input (W, H): {card.describe_input_size()}; output stride {card.size_divisor}; {fed}")
     e = card.export
     shape = "dynamic H×W" if e.dynamic_shape else f"fixed input {e.fixed_input_shape}"
     onnx = ("yes" + (" (fixed H×W)" if e.onnx_static_hw else "")) if e.onnx else "no"

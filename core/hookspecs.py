@@ -77,8 +77,9 @@ def preprocess(model_name: str, config: "ModelConfig", image: "np.ndarray") -> "
         config: the model's config (``mean``, ``std``, ...).
         image: ``H×W×3`` ``uint8`` array in BGR order, as OpenCV reads it.
 
-    Returns: a ``3×H×W`` ``float32`` array at the same ``H×W`` (the core pads
-    batches to the model's ``card.size_divisor`` and crops the scores back).
+    Returns: a ``3×H×W`` ``float32`` array at the same ``H×W`` (the core feeds
+    it to the network at that size; only a card with ``pad_to`` has it padded
+    to a multiple of that, and the scores cropped back).
     """
 
 

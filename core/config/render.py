@@ -78,7 +78,7 @@ def render_config(cfg: SegzooConfig) -> str:
         "# the model's own fields. Run: segzoo -c THIS.yaml -o Global.mode=train -o Global.dataset_dir=DIR",
         f"# {card.name}: {card.description or card.architecture} ({card.dataset}, {card.num_classes} classes"
         f"{published}; typical input {card.describe_input_size()})",
-        "# Prediction runs at each image's own size (padded to the model's stride) unless Predict.target_size",
+        "# Prediction runs at each image's own size, as in PaddleX (nothing padded) unless Predict.target_size",
         "# (or an exported model's inference.yml) resizes it; the typical input sizes sliding windows and probes.",
     ]
     for section in ("Global", "CheckDataset", "Train", "Evaluate", "Export", "Predict"):

@@ -8,17 +8,22 @@
 The pipeline for every image: read (see :mod:`segzoo.inference.inputs`) →
 resize to the ``target_size`` in force (see :mod:`segzoo.inference.sizes`) →
 normalise (the model's ``preprocess`` hook, or ``Deploy.transforms`` of an
-exported directory) → pad right/bottom with 0 (the mean colour after
-normalising) to a multiple of the card's ``size_divisor`` → the engine →
-crop the padding off → back to the original size (scores resized
+exported directory) → the engine, **at the image's own size**, as PaddleX's
+predictor and paddleseg feed it → back to the original size (scores resized
 bilinearly, then argmax; an engine that outputs labels only is resized
 nearest) → :class:`~segzoo.inference.result.SegResult`.
 
-**Batches.** ``batch_size`` images are read at a time; those whose padded
-sizes agree run through the engine together, the others in their own
-sub-batches. Padding every image to the batch's largest would change the
-predictions of models with global context (pooling, attention), so a mask
-never depends on the batch it was in: ``batch_size`` is a speed setting.
+Nothing is padded: padding moves every pixel of a model with global context
+(pooling, attention), so a padded image would not give PaddleX's masks. The
+one exception is a network that cannot take every size: its card's
+``pad_to`` (with ``pad_reason``) pads right/bottom with 0 (the mean colour
+after normalising) to a multiple of it, and the scores are cropped back. A
+fixed-shape export (``engine.input_hw``) is fed at exactly that size.
+
+**Batches.** ``batch_size`` images are read at a time; those of exactly the
+same network input size run through the engine together, the others in
+their own sub-batches, so a mask never depends on the batch it was in:
+``batch_size`` is a speed setting.
 
 **Large images** (more than ``max_pixels`` after resizing, 4096² by
 default) and every image when ``slide_window=(W, H)`` is given are predicted
@@ -347,13 +352,12 @@ class Predictor:
         whole = []
         for i, chw, orig, slide in prepared:
             if slide is not None:
-                scores = slide_scores(self.engine.run, chw, slide, options["batch_size"], self.card.size_divisor,
-                                      self.model_name)
+                scores = slide_scores(self.engine.run, chw, slide, options["batch_size"], self._pad_to, self.model_name)
                 outputs[i] = self._finish(scores, orig, want)
             else:
                 whole.append((i, chw, orig))
-        # whole images: those with the same padded size run together
-        divisor = self.card.size_divisor if self.engine.input_hw is None else 1
+        # whole images: those of the same network input size run together
+        divisor = self._pad_to
         groups: dict[tuple[int, int], list] = {}
         for entry in whole:
             _, chw, _ = entry
@@ -372,6 +376,13 @@ class Predictor:
                 for j, (i, chw, orig) in enumerate(chunk):
                     outputs[i] = self._finish(out[j, ..., : chw.shape[1], : chw.shape[2]], orig, want)
         return outputs  # type: ignore[return-value]
+
+    @property
+    def _pad_to(self) -> int:
+        """The multiple the network input's sides are padded to: 1 (none) unless the card's ``pad_to`` says so."""
+        if self.engine.input_hw is not None:
+            return 1  # a fixed-shape export is fed at exactly its size (the plan resizes to it)
+        return self.card.pad_to or 1
 
     def _finish(self, out: np.ndarray, orig: tuple[int, int], want: str) -> np.ndarray:
         """Engine output for one image (cropped) → labels or scores at the original size."""

@@ -1,4 +1,4 @@
-"""Input sizes: ``target_size`` parsing and priority, padding to the stride, sliding windows, scores resized back.
+"""Input sizes: ``target_size`` parsing and priority, sliding windows, scores resized back.
 
 ``target_size`` follows PaddleX:
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -29,6 +30,9 @@ import numpy as np
 from ..errors import ConfigError
 
 ORIGINAL = (-1, -1)
+
+#: the text forms of a size: ``N`` (``-1`` included), ``W,H`` or ``WxH``
+_SIZE_TEXT = re.compile(r"(?P<n>[+-]?\d+)|(?P<w>\d+)\s*(?:,|x|X|×)\s*(?P<h>\d+)")
 
 #: above this many pixels (after any resizing) an image is predicted window by window
 DEFAULT_MAX_PIXELS = 4096 * 4096
@@ -45,8 +49,9 @@ PIXEL_LIMIT_HINT = "raise the limit with --pixel-limit N (pixel_limit=N in creat
 def parse_size(value: Any, what: str = "target_size", allow_original: bool = True) -> Optional[tuple[int, int]]:
     """Normalise a size to ``None``, ``(-1, -1)`` or ``(W, H)`` with positive sides.
 
-    Accepts ints, pairs, and the strings the CLI passes (``"-1"``, ``"512"``,
-    ``"1024,512"``, ``"1024x512"``). Raises :class:`ConfigError` naming ``what``.
+    Accepts ints, pairs, and the strings the CLI passes: ``"-1"``, ``"512"``,
+    ``"1024,512"`` and ``"1024x512"`` (width first), nothing else (``"10,x"``
+    is an error, not 10×10). Raises :class:`ConfigError` naming ``what``.
     """
     if value is None:
         return None
@@ -54,13 +59,11 @@ def parse_size(value: Any, what: str = "target_size", allow_original: bool = Tru
     if not allow_original:
         hint = "use an int n for (n, n) or a pair (W, H) of positive ints"
     if isinstance(value, str):
-        text = value.strip().lower().replace("x", ",").replace(" ", ",")
-        parts = [p for p in text.split(",") if p]
-        try:
-            nums = [int(p) for p in parts]
-        except ValueError:
-            raise ConfigError(f"{what}: {value!r} is not a size; {hint}") from None
-        value = nums[0] if len(nums) == 1 else nums
+        match = _SIZE_TEXT.fullmatch(value.strip())
+        if match is None:
+            forms = "-1 (original size), N for N×N, or W,H (WxH works too)" if allow_original else "N for N×N, or W,H"
+            raise ConfigError(f"{what}: {value!r} is not a size; write {forms} with positive whole numbers")
+        value = int(match["n"]) if match["n"] is not None else (int(match["w"]), int(match["h"]))
     if isinstance(value, bool):
         raise ConfigError(f"{what}: {value!r} is not a size; {hint}")
     if isinstance(value, numbers.Integral):
@@ -197,16 +200,17 @@ def parse_slide(window: Any, stride: Any) -> Optional[tuple[tuple[int, int], tup
     return win, st
 
 
-def slide_scores(run, chw: np.ndarray, slide, batch_size: int, size_divisor: int, model_name: str = "model") -> np.ndarray:
+def slide_scores(run, chw: np.ndarray, slide, batch_size: int, pad_to: int = 1, model_name: str = "model") -> np.ndarray:
     """Scores of one image (``C×H×W`` normalised) from overlapping windows, averaged where they overlap.
 
-    ``run`` is an engine's ``run``; ``slide`` is ``(window, stride)``; windows are padded to ``size_divisor``.
+    ``run`` is an engine's ``run``; ``slide`` is ``(window, stride)``. Each window is fed at its own size
+    (every window has the same size), padded only to a multiple of ``pad_to`` (a card's ``pad_to``; 1: none).
     """
     (win, stride) = slide
     _, h, w = chw.shape
     boxes = window_grid(h, w, win, stride)
     wh, ww = boxes[0][1] - boxes[0][0], boxes[0][3] - boxes[0][2]
-    hp, wp = ceil_to(wh, size_divisor), ceil_to(ww, size_divisor)
+    hp, wp = ceil_to(wh, pad_to), ceil_to(ww, pad_to)
     total: Optional[np.ndarray] = None
     count = np.zeros((h, w), np.float32)
     for start in range(0, len(boxes), batch_size):

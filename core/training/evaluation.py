@@ -1,7 +1,8 @@
 """Evaluation on a SegDataset split: ``segzoo evaluate`` and the evaluations during training.
 
-Each image is predicted whole at its own size (padded to the model's
-``size_divisor`` and cropped back), its argmax is compared with the label in
+Each image is predicted whole at its own size, as paddleseg's ``evaluate``
+does (through the same :class:`~segzoo.inference.Predictor` as ``predict``:
+no padding, except for a card's ``pad_to``), its argmax is compared with the label in
 a streaming :class:`~segzoo.training.metrics.ConfusionMatrix`, and the
 metrics come from the accumulated matrix (see :mod:`segzoo.training.metrics`
 for the definitions and how classes without data are treated).

@@ -46,7 +46,7 @@ def test_config_and_info_of_a_card_with_only_the_required_fields(capsys):
         assert out[1] == "  dataset: none, 2 classes; no published mIoU"
         assert "  evaluation protocol: not stated" in out
         assert "  typical input (W, H): 512x512 (segzoo's default; the card does not set input_size); " \
-               "padded to a multiple of 32" in out
+               "output stride 32; each image is fed at its own size" in out
         assert main(["config", "TinyUNet"]) == 0
         header = capsys.readouterr().out.splitlines()[:5]
         assert "typical input 512x512 (segzoo's default; the card does not set input_size)" in header[2]

@@ -31,6 +31,7 @@ from segzoo.datasets.shapes import draw_sample
 
 POINT_NAME = "InferTestPointNet"
 FIXED_NAME = "InferTestFixedNet"
+PADDED_NAME = "InferTestPaddedNet"
 NOEXPORT_NAME = "InferTestNoExport"
 
 
@@ -122,7 +123,7 @@ def _register(plugin):
 
 @pytest.fixture(scope="session")
 def point_model():
-    """Register the pointwise model (3 classes, size_divisor 16, input_size 32×32)."""
+    """Register the pointwise model (3 classes, input_size 32×32; fed at each image's own size)."""
     card = ModelCard(
         name=POINT_NAME,
         family="inference-tests",
@@ -130,6 +131,25 @@ def point_model():
         num_classes=3,
         input_size=(32, 32),
         size_divisor=16,
+        config_class=PointConfig,
+    )
+    name = _register(ModelPlugin(card, build=_build_point))
+    yield name
+    segzoo.get_registry().unregister(name)
+
+
+@pytest.fixture(scope="session")
+def padded_point_model():
+    """The pointwise network under a card that says its network needs sides that are multiples of 16."""
+    card = ModelCard(
+        name=PADDED_NAME,
+        family="inference-tests",
+        dataset="none",
+        num_classes=3,
+        input_size=(32, 32),
+        size_divisor=16,
+        pad_to=16,
+        pad_reason="a test card: pretends its network takes only multiples of 16",
         config_class=PointConfig,
     )
     name = _register(ModelPlugin(card, build=_build_point))

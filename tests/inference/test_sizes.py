@@ -1,4 +1,4 @@
-"""target_size semantics and priority, padding to the stride, batches, sliding windows."""
+"""target_size semantics and priority, each image at its own size (padding only for a card's pad_to), batches, sliding windows."""
 
 from __future__ import annotations
 
@@ -63,10 +63,10 @@ def test_target_size_priority_as_seen_by_the_network(point, make_image):
     next(point.predict(image, target_size=32))
     assert layer.seen[-1] == (1, 3, 32, 32)
     next(point.predict(image, target_size=-1))
-    assert layer.seen[-1] == (1, 3, 80, 112)  # 70×100 padded to multiples of 16
+    assert layer.seen[-1] == (1, 3, 70, 100)  # the original size, not padded
     point.target_size = None
     next(point.predict(image))
-    assert layer.seen[-1] == (1, 3, 80, 112)
+    assert layer.seen[-1] == (1, 3, 70, 100)
     with pytest.raises(ConfigError, match="target_size"):
         point.predict(image, target_size=(0, 4))
 
@@ -108,9 +108,9 @@ def test_yml_resize_is_the_lowest_level(tiny, make_image, tmp_path):
     assert with_resize.predict_arrays([image])[0].shape == (61, 83)
 
 
-# -- padding -------------------------------------------------------------------------------------------
-def test_odd_size_is_padded_with_zeros_and_cropped_back(tiny, make_image):
-    """37×53 → padded to 64×64 with 0 after normalising (the mean colour), scores cropped back."""
+# -- each image at its own size ------------------------------------------------------------------------
+def test_odd_size_is_fed_at_its_own_size(tiny, make_image):
+    """37×53 goes into the network as 37×53 (no padding), as paddleseg and PaddleX feed it."""
     import paddle
 
     image = make_image(4, (53, 37))
@@ -118,14 +118,32 @@ def test_odd_size_is_padded_with_zeros_and_cropped_back(tiny, make_image):
     assert got.shape == (37, 53) and got.dtype == np.uint8
     registry = tiny.predictor.registry
     chw = registry.preprocess(tiny.name, tiny.config, image)
-    padded = np.zeros((1, 3, 64, 64), np.float32)
-    padded[0, :, :37, :53] = chw
     with paddle.no_grad():
-        scores = registry.postprocess(tiny.name, tiny.config, tiny.layer(paddle.to_tensor(padded))).numpy()
-    assert np.array_equal(got, scores[0, :, :37, :53].argmax(0))
+        own = registry.postprocess(tiny.name, tiny.config, tiny.layer(paddle.to_tensor(chw[None]))).numpy()[0]
+        padded = np.zeros((1, 3, 64, 64), np.float32)
+        padded[0, :, :37, :53] = chw
+        pad = registry.postprocess(tiny.name, tiny.config, tiny.layer(paddle.to_tensor(padded))).numpy()[0]
+    assert np.array_equal(got, own.argmax(0))
+    assert not np.array_equal(got, pad[:, :37, :53].argmax(0)), "padding must change this model's mask (global context)"
     # the engine through Paddle Inference agrees
     exported = create_model(tiny.name, model_dir=tiny.export_dir).predict_arrays([image])[0]
     assert (exported == got).mean() >= 0.999
+
+
+def test_pad_to_pads_with_zeros_and_crops_back(padded_point_model, make_image, point_numpy_scores):
+    """A card's pad_to: 37×53 → padded to 48×64 with 0 after normalising (the mean colour), cropped back."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = create_model(padded_point_model, device="cpu", pretrained=False, engine="dygraph")
+    image = make_image(4, (53, 37))
+    got = model.predict_scores([image])[0]
+    assert model.layer.seen == [(1, 3, 48, 64)]
+    assert np.allclose(got, point_numpy_scores(model.layer, model.config, image), atol=1e-5)
+    model.layer.seen.clear()
+    model.predict_scores([image], slide_window=(20, 20), slide_stride=(16, 16))
+    assert {s[2:] for s in model.layer.seen} == {(32, 32)}, "windows are padded to pad_to too"
 
 
 def test_pointwise_model_matches_numpy_exactly_at_odd_sizes(point, make_image, point_numpy_scores):
@@ -156,10 +174,11 @@ def test_batch_of_different_sizes_equals_one_by_one(tiny, make_image):
     assert all(np.array_equal(a, b) for a, b in zip(tiny.predictor.predict_arrays(images, batch_size=3), one))
 
 
-def test_same_padded_size_runs_as_one_batch(point, make_image):
-    images = [make_image(30, (60, 60)), make_image(31, (64, 64)), make_image(32, (40, 40)), make_image(33, (50, 60))]
-    point.predict_arrays(images, batch_size=4)
-    assert sorted(point.layer.seen) == [(1, 3, 48, 48), (3, 3, 64, 64)]
+def test_only_images_of_the_same_size_run_as_one_batch(point, make_image):
+    images = [make_image(30, (60, 60)), make_image(31, (64, 64)), make_image(32, (40, 40)), make_image(33, (50, 60)),
+              make_image(34, (60, 60))]
+    point.predict_arrays(images, batch_size=5)
+    assert sorted(point.layer.seen) == [(1, 3, 40, 40), (1, 3, 60, 50), (1, 3, 64, 64), (2, 3, 60, 60)]
 
 
 def test_bad_batch_size(tiny, make_image):
