@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("segzoo.inference.bench", "time segzoo's engines on a model (latency, throughput, memory)"),
     "serve": ("segzoo.serving.cli", "serve a model over HTTP (PaddleX's API, batched; no args: the demo)"),
     "download": ("segzoo.hub_cli", "download official models (and training weights, demo datasets) into the cache"),
-    "cache": ("segzoo.hub_cli", "show segzoo's cache of official models, weights and datasets; cache clear NAME"),
+    "cache": ("segzoo.hub_cli", "show everything segzoo's cache holds (models, weights, datasets, exports); cache clear NAME | --all"),
 }
 
 

@@ -283,3 +283,61 @@ def test_download_dataset_extracts_a_served_dataset(hub, tmp_path, capsys, monke
     assert main(["download", "--dataset", "seg_optic_examples"]) == 0 and hub.count() == 1
     assert official.fetch_dataset("seg_optic_examples").is_dir()  # the cache's default place
     assert main(["download", "--dataset", "seg_dataset_to_convert"]) == 2  # not served: 404
+
+
+def test_download_all_tries_every_model_then_sums_up_the_failures(hub, capsys):
+    """Issue 28 item 3: a 404 on the first model does not stop the others; one summary, a non-zero exit."""
+    from segzoo import get_registry
+
+    served = ["PP-LiteSeg-T", "SegFormer-B5"]  # SegFormer-B5 comes last: reached only if nothing stops the run
+    for name in served:
+        hub.put(official.inference_path(name), tar_members(*fake_inference_files()))
+    everyone = [n for n in get_registry().list_models() if get_registry().card(n).official is not None]
+    assert everyone[0] not in served and everyone[-1] == "SegFormer-B5"
+    assert main(["download", "--all"]) == 2
+    out, err = capsys.readouterr()
+    assert all(official.cache_status(n) == "segzoo" for n in served)
+    assert hub.count() == len(everyone)  # each model asked for once: none skipped, 404s not retried
+    summary = err[err.index(f"{len(everyone) - 2} of {len(everyone)} failed"):]
+    missing = [n for n in everyone if n not in served]
+    assert [line.split(":")[0].strip() for line in summary.splitlines()[1:]] == missing
+    assert summary.count("HTTP 404") == len(missing) and "Traceback" not in err
+    assert all(f"{n}: inference model downloaded" in out for n in served)
+
+
+def test_cache_shows_and_clears_the_exports_and_every_other_folder(hub, capsys):
+    """Issue 28 item 6: `segzoo cache` counts the exports cache, `cache clear exports` and `--all` empty it."""
+    from filelock import FileLock
+
+    from segzoo.inference.auto import probes_file
+    from segzoo.inference.export_cache import exports_cache
+
+    hub.put(TAR, tar_members(*fake_inference_files()))
+    assert main(["download", MODEL]) == 0
+    root = exports_cache()
+    for name, size in (("PP-LiteSeg-T-0a1b", 3000), ("SegFormer-B0-2c3d", 5000)):  # an entry: a folder and its lock
+        (root / name).mkdir(parents=True)
+        (root / name / "inference.onnx").write_bytes(b"x" * size)
+        with FileLock(str(root / name) + ".lock"):
+            pass
+    probes_file().parent.mkdir(parents=True)
+    probes_file().write_text("{}")
+    capsys.readouterr()
+    assert main(["cache"]) == 0
+    out = capsys.readouterr().out
+    model_bytes = official.cache_entries()[0].size
+    assert f"exports: 2 entries, {download.human_size(8000)} in {root}" in out
+    assert f"1 official model, weights file or dataset, 2 exports: {download.human_size(model_bytes + 8002)}" in out
+    assert "| auto " in out and "| exports " in out
+
+    with FileLock(str(root / "SegFormer-B0-2c3d") + ".lock"):  # another process uses this one: it stays
+        assert main(["cache", "clear", "exports"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"removed {root / 'PP-LiteSeg-T-0a1b'}\n" and "SegFormer-B0-2c3d" in captured.err
+    assert main(["cache", "clear", "--all"]) == 0
+    assert sorted(capsys.readouterr().out.split()) == sorted(
+        ["removed", str(official.models_dir() / MODEL), "removed", str(root / "SegFormer-B0-2c3d"),
+         "removed", str(probes_file().parent)])
+    assert official.cache_entries() == [] and _entries(root) == [] and not probes_file().exists()
+    assert main(["cache"]) == 0
+    assert "0 official models, weights files and datasets, 0 exports: 0 B" in capsys.readouterr().out
