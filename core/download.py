@@ -9,6 +9,10 @@ The one door to the network for models, weights and datasets
   dropped connection, a time-out or an HTTP 5xx / 429, **resuming** the
   partial file with a ``Range`` header (a server that answers ``200`` instead
   of ``206`` gets a fresh start); a 4xx is not retried;
+* **bounded**: a download waits for data at most ``SEGZOO_DOWNLOAD_TIMEOUT``
+  seconds (default :data:`DEFAULT_TIMEOUT_S`) in all its tries together, in
+  two waits of half that each, so a server that stalls mid-file ends it in
+  about a minute (raise it for a slow link);
 * **verified**: the size against ``Content-Length`` / ``Content-Range``, and
   the sha256 when one is known;
 * **atomic**: bytes go to a hidden ``.<name>.part`` beside the destination; a
@@ -45,13 +49,15 @@ from .fileio import fsync_dir, replace_dir
 log = logging.getLogger("segzoo")
 
 OFFLINE_ENV = "SEGZOO_OFFLINE"
+TIMEOUT_ENV = "SEGZOO_DOWNLOAD_TIMEOUT"
 #: tries per download (the first one included)
 ATTEMPTS = 4
 #: seconds before the second try; doubled for each further one
 BACKOFF_S = 0.5
-#: seconds to connect, and to wait for the next bytes
+#: seconds to connect (at most)
 CONNECT_TIMEOUT_S = 15.0
-READ_TIMEOUT_S = 60.0
+#: seconds a download may wait for data, in all its tries together (``$SEGZOO_DOWNLOAD_TIMEOUT``)
+DEFAULT_TIMEOUT_S = 60.0
 #: largest total size of the files an archive may extract to
 MAX_EXTRACT_BYTES = 16 * 1024**3
 MAX_MEMBERS = 1_000_000
@@ -61,6 +67,20 @@ _CHUNK = 1 << 20
 def offline() -> bool:
     """True when ``SEGZOO_OFFLINE`` is set to anything but ``0``/``false``/``no``/``off``/empty."""
     return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def download_timeout() -> float:
+    """``$SEGZOO_DOWNLOAD_TIMEOUT`` (seconds > 0) or :data:`DEFAULT_TIMEOUT_S`: how long a download waits for data."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < float("inf")):
+        raise DownloadError(f"{TIMEOUT_ENV}={text!r} is not a number of seconds > 0; e.g. {TIMEOUT_ENV}=600 for a slow link")
+    return value
 
 
 class _Retry(Exception):
@@ -133,26 +153,40 @@ def download(url: str, part: Path, *, sha256: Optional[str] = None, what: str = 
         raise DownloadError(f"{what} is not cached and {OFFLINE_ENV}=1 forbids downloading it from {url}")
     import httpx
 
+    budget = download_timeout()
     part = Path(part)
     part.parent.mkdir(parents=True, exist_ok=True)
-    timeout = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
     headers = {"Accept-Encoding": "identity", "User-Agent": "segzoo"}
     last: Optional[BaseException] = None
+    waited = 0.0  # seconds spent waiting for data that did not come, in all tries
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=True, headers=headers) as client:
+        with httpx.Client(follow_redirects=True, headers=headers) as client:
             for attempt in range(ATTEMPTS):
                 if attempt:
                     pause = BACKOFF_S * 2 ** (attempt - 1)
                     _note(f"{what}: {last}; trying again in {pause:g} s ({attempt + 1}/{ATTEMPTS})", warn=True)
                     time.sleep(pause)
+                # two waits of half the budget: a stalled connection gets one fresh one, then the download ends
+                wait = min(budget / 2, budget - waited)
+                timeout = httpx.Timeout(wait, connect=min(CONNECT_TIMEOUT_S, wait))
                 try:
-                    _stream_once(client, url, part, what)
+                    _stream_once(client, url, part, what, timeout)
                     break
                 except _Retry as exc:
                     last = exc
                 except httpx.UnsupportedProtocol as exc:
                     raise DownloadError(f"{url}: not an http(s) URL ({exc})") from None
-                except httpx.TransportError as exc:  # refused, reset, dropped, timed out
+                except httpx.TimeoutException as exc:  # no connection, or no data, for that long
+                    spent = timeout.connect if isinstance(exc, httpx.ConnectTimeout) else wait
+                    waited += spent
+                    last = _Retry(f"no data for {spent:g} s ({_describe(exc)})")
+                    if budget - waited <= 1e-6:
+                        raise DownloadError(
+                            f"could not download {what} from {url}: no data came for {budget:g} s in all "
+                            f"(the {TIMEOUT_ENV} limit); nothing was kept. On a slow link, set {TIMEOUT_ENV} "
+                            f"to more seconds (e.g. {TIMEOUT_ENV}={max(600, int(budget * 4))})"
+                        ) from None
+                except httpx.TransportError as exc:  # refused, reset, dropped
                     last = _Retry(_describe(exc))
             else:
                 raise DownloadError(
@@ -245,11 +279,11 @@ def human_size(n: Optional[float]) -> str:
 
 
 # -- one try ----------------------------------------------------------------------------------------
-def _stream_once(client, url: str, part: Path, what: str) -> None:
+def _stream_once(client, url: str, part: Path, what: str, timeout) -> None:
     """One GET of ``url`` into ``part``: resumes with ``Range`` when ``part`` has bytes."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
-    with client.stream("GET", url, headers=headers) as resp:
+    with client.stream("GET", url, headers=headers, timeout=timeout) as resp:
         status = resp.status_code
         if status == 416 and have:  # the partial file does not fit the remote one
             part.unlink(missing_ok=True)
