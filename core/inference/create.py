@@ -13,12 +13,12 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional
 
-from ..device import set_device
+from ..device import parse_device, set_device
 from ..errors import ConfigError
 from ..models import build_with_weights, read_saved_run
 from ..official import official_inference_dir, resolve_weights
 from ..registry import get_registry
-from .engine_table import check_options, default_engine, engine_spec
+from .engine_table import ENGINES, check_options, default_engine, engine_spec
 from .inputs import InputLimits
 from .modeldir import ModelSource, resolve_model_dir
 from .predictor import Predictor, RandomWeightsWarning
@@ -60,7 +60,9 @@ def create_model(
             ``pretrained=<.pdparams path or http(s) URL>`` loads those weights.
         target_size: the default ``target_size`` of :meth:`Predictor.predict`.
         device: ``"cpu"``, ``"gpu"``, ``"gpu:0"``; ``None`` picks a GPU when there is one.
-        engine: ``"dygraph"`` (the reference), ``"paddle"`` (Paddle
+        engine: ``"dygraph"`` (the reference; with a model name and no
+            weights it builds the network from the official ``.pdparams``,
+            ``pretrained="official"``), ``"paddle"`` (Paddle
             Inference), ``"onnxruntime"``, ``"openvino"`` or ``"auto"`` (the
             fastest measured for this model on this machine, see
             :mod:`segzoo.inference.auto`). ``None`` (the default) is the
@@ -85,9 +87,14 @@ def create_model(
             ``pretrained="model.pdparams"``, ``mean=...``).
 
     With dygraph weights whose class count differs from the card's and no
-    ``num_classes`` given, the count is read from the weights' shapes.
+    ``num_classes`` given, the count is read from the weights' shapes. Every
+    argument that needs no model (the name, the config fields, the device,
+    the engine and its options, the sizes) is checked before anything is read
+    or downloaded.
     """
     registry = get_registry()
+    pretrained = config_overrides.pop("pretrained", None)
+    _check_arguments(model_name, device, engine, engine_options, target_size, pixel_limit, config_overrides)
     source = resolve_model_dir(model_dir) if model_dir is not None else None
     deploy = source.deploy if source is not None else None
     if model_name is None and source is not None and source.kind == "weights":
@@ -109,12 +116,12 @@ def create_model(
             f"{model_name} export"
         )
     limits = InputLimits(url_timeout=float(url_timeout), url_max_bytes=int(url_max_bytes))
-    parse_size(target_size)
     opts = dict(target_size=target_size, slide_window=slide_window, slide_stride=slide_stride, max_pixels=max_pixels, limits=limits)
     opts["pixel_limit"] = check_pixel_limit(pixel_limit)
-    check_size_pixels(parse_size(target_size), opts["pixel_limit"])  # before a model is built
 
-    pretrained = config_overrides.pop("pretrained", None)
+    if source is None and pretrained in (None, True) and engine is not None and _builds_network(engine):
+        # an engine that runs the network itself (dygraph) needs the official .pdparams, not the exported program
+        pretrained = "official"
     if source is None and pretrained is False:
         source = ModelSource("random")
     elif source is None and (pretrained is None or pretrained is True):
@@ -170,3 +177,24 @@ def create_model(
     layer.eval()
     eng = spec.factory(model_name, config, source, device, {**options, "layer": layer})
     return Predictor(model_name, config, eng, source, layer=layer, **opts)
+
+
+def _check_arguments(model_name, device, engine, engine_options, target_size, pixel_limit, config_overrides) -> None:
+    """Every argument that can be checked without reading a model, checked before any disk or network work."""
+    registry = get_registry()
+    if model_name is not None:
+        registry.card(model_name)  # an unknown name fails here, with the closest names
+        registry.config(model_name, config_overrides)  # num_classes=0, an unknown field: before a download
+    if device is not None:
+        parse_device(device)
+    if engine is not None:
+        if engine not in ENGINES:
+            engine_spec(engine, "inference")  # the error lists the engines
+        check_options(ENGINES[engine], engine_options or {})
+    check_size_pixels(parse_size(target_size), check_pixel_limit(pixel_limit))
+
+
+def _builds_network(engine: str) -> bool:
+    """Whether ``engine`` runs dygraph weights but no exported directory (it builds the network itself)."""
+    spec = ENGINES.get(engine)
+    return spec is not None and "inference" not in spec.sources and "weights" in spec.sources

@@ -151,6 +151,41 @@ def test_predict_command_with_a_name_and_offline_after_download(hub, tmp_path, c
     assert server.count() == 1
 
 
+def test_predict_command_with_a_name_and_the_dygraph_engine_builds_the_official_pdparams(hub, tmp_path, capsys):
+    """`--model NAME --engine dygraph` fetches the official .pdparams (not the program dygraph cannot run)."""
+    import cv2
+
+    server, folder = hub
+    image = tmp_path / "x.png"
+    cv2.imwrite(str(image), _images()[1])
+    argv = ["predict", "--model", MODEL, "--engine", "dygraph", "--input", str(image), "--output", str(tmp_path / "o")]
+    assert main(argv + ["--quiet"]) == 0, capsys.readouterr().err
+    assert server.count(PDPARAMS) == 1 and server.count(TAR) == 0
+    pred = np.array(json.loads((tmp_path / "o" / "x_res.json").read_text())["res"]["pred"])
+    want = create_model(model_dir=folder, engine="paddle", device="cpu").predict_arrays([cv2.imread(str(image))])[0]
+    assert len(np.unique(want)) > 1 and (pred == want).mean() >= 0.99  # the served program's mask, up to rounding
+
+
+def test_arguments_are_checked_before_any_download(tmp_path, monkeypatch):
+    server = OfficialServer()
+    try:
+        monkeypatch.setenv("SEGZOO_MODEL_BASE_URL", server.base_url)
+        monkeypatch.setenv("SEGZOO_HOME", str(tmp_path / "segzoo_home"))
+        monkeypatch.setenv("PADDLE_PDX_CACHE_HOME", str(tmp_path / "paddlex_home"))
+        bad = [
+            ({"num_classes": 0}, "num_classes: Input should be greater than 0"),
+            ({"engine": "dygrap"}, "engine 'dygrap' is unknown"),
+            ({"engine": "dygraph", "engine_options": {"cpu_threads": 2}}, "not options of engine 'dygraph'"),
+            ({"device": "tpu"}, "device 'tpu' is not valid"),
+        ]
+        for kwargs, message in bad:
+            with pytest.raises(ConfigError, match=message):
+                create_model("SeaFormer_tiny", **kwargs)
+        assert server.count() == 0 and not (tmp_path / "segzoo_home").exists()
+    finally:
+        server.close()
+
+
 def test_serve_loads_the_official_model_by_name(hub):
     from segzoo.serving.server import load_predictor
     from segzoo.serving.settings import ServeSettings
