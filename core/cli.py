@@ -19,7 +19,8 @@ import warnings
 from typing import Optional, Sequence
 
 from ._version import __version__
-from .cliopts import add_config_option, add_override_option, run_command
+from .cliopts import add_config_option, add_override_option, check_override_spacing, run_command
+from .errors import SegzooError
 from .modes import run_from_top_level
 from .official import cache_status  # no paddle, no network: looks at the cache folders only
 from .registry import BLOCK_ENV, blocked_names, get_registry
@@ -63,15 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
         if adder is None:
             adder = _command_module(name).add_arguments
         adder(p)
+    parser.set_defaults(_subparsers=sub.choices)
     return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, but a stray argument is reported with the usage of its command, not segzoo's."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        owner = args._subparsers.get(args.command, parser) if args.command else parser
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # paddle warns on import that ccache (for building C++ extensions) is missing: noise for a CLI user
     warnings.filterwarnings("ignore", message="No ccache found")
+    try:
+        check_override_spacing(argv)  # `-o Global.dataset_dir my_data`: say where the `=` goes
+    except SegzooError as exc:
+        print(f"segzoo: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if not args.command and args.top_config:
         runner = run_from_top_level
         name = "-c"

@@ -1,5 +1,7 @@
 """What the commands share, defined once: the ``-c CFG.yaml`` / ``-o Section.key=value`` options and running one.
 
+:func:`check_override_spacing` catches ``-o Section.key value`` before argparse does.
+
 :func:`run_command` is how a command runs: a user error
 (:class:`segzoo.SegzooError`) prints one line on stderr and exits with its
 status (2); anything else is a bug and keeps its traceback.
@@ -8,13 +10,15 @@ status (2); anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from .errors import SegzooError
+from .errors import ConfigError, SegzooError
 
 CONFIG_METAVAR = "CFG.yaml"
 OVERRIDE_METAVAR = "Section.key=value"
+_NUMBER = re.compile(r"^-\d")
 
 
 def add_config_option(p: argparse.ArgumentParser, help: str, dest: str = "config_file", required: bool = False) -> None:
@@ -25,6 +29,22 @@ def add_config_option(p: argparse.ArgumentParser, help: str, dest: str = "config
 def add_override_option(p: argparse.ArgumentParser, help: str, dest: str = "overrides") -> None:
     """``-o/--override Section.key=value``, repeatable: one config key each."""
     p.add_argument("-o", "--override", dest=dest, action="append", default=[], metavar=OVERRIDE_METAVAR, help=help)
+
+
+def check_override_spacing(argv: Sequence[str]) -> None:
+    """``-o Section.key value`` (a space where the ``=`` goes): a :class:`ConfigError` showing ``-o Section.key=value``.
+
+    Without this check argparse takes ``value`` for a stray argument and prints
+    only the usage; the user's mistake is the missing ``=``.
+    """
+    for i, token in enumerate(argv[:-2]):
+        item, following = argv[i + 1], argv[i + 2]
+        if token not in ("-o", "--override") or "=" in item or "." not in item:
+            continue
+        if not following.startswith("-") or _NUMBER.match(following):
+            raise ConfigError(
+                f"-o {item} {following}: an override is one argument, key=value; write -o {item}={following}"
+            )
 
 
 def run_command(name: str, runner: Callable[[Any], Any], args: Any) -> int:

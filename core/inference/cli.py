@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from ..cliopts import add_config_option, add_override_option
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..fileio import check_output_dir
 from ..models import weights_errors_spelled
 
@@ -42,12 +43,21 @@ def config_form(args) -> list[str]:
     with the flags as overrides); this layer does not reach up to it.
     """
     mode = args.config_form_mode
+    _merge_inputs(args)
     overrides = []
     for flag, key in CONFIG_FORM_KEYS[mode].items():
         value = getattr(args, flag, None)
         if value is not None:
             overrides.append(f"{key}={value}")
     return [*overrides, *args.overrides, f"Global.mode={mode}"]
+
+
+def _merge_inputs(args) -> None:
+    """``segzoo predict a.jpg`` means ``segzoo predict --input a.jpg``: the positional inputs join ``--input``'s."""
+    positional = list(getattr(args, "inputs", None) or [])
+    if positional:
+        args.input = [*(args.input or []), *positional]
+        args.inputs = []
 
 
 def _no_config_form(args) -> None:
@@ -81,7 +91,11 @@ def add_arguments_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-dir", help="exported inference directory, or a .pdparams file / directory holding one")
     p.add_argument("--no-pretrained", action="store_true",
                    help="with --model alone: random weights instead of the official model (to try the pipeline)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="images, directories, PDFs or http(s) URLs (as --input)")
     p.add_argument("--input", nargs="+", metavar="PATH", help="images, directories, PDFs or http(s) URLs")
+    p.add_argument("--skip-errors", action="store_true",
+                   help="go on past an image, PDF or URL that cannot be read: the others are written, the skipped "
+                   "ones listed at the end with their reasons, and the exit status is 1 (default: the first one stops)")
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--target-size", help="-1 (original size), N for N×N, or W,H")
     p.add_argument("--pixel-limit", type=int, metavar="N",
@@ -104,6 +118,7 @@ def add_arguments_predict(p: argparse.ArgumentParser) -> None:
 
 
 def run_predict(args) -> int:
+    _merge_inputs(args)
     _no_config_form(args)
     from tqdm import tqdm
 
@@ -152,6 +167,9 @@ def run_predict(args) -> int:
             else:
                 warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         inputs = list(args.input)
+    skipped: list = []  # --skip-errors: (input, error) of every input that could not be read, in order
+    if args.skip_errors:
+        predictor.limits = replace(predictor.limits, on_error=lambda where, error: skipped.append((where, error)))
     out = Path(args.output or "./output")
     bar = tqdm(unit="image", file=sys.stderr, disable=None, desc="predict", leave=False)
     count = {"results": 0}
@@ -167,11 +185,23 @@ def run_predict(args) -> int:
 
     try:
         _run(None, inputs, out, batch_size=args.batch_size, on_result=report, predictor=predictor)
+    except InputError as exc:
+        raise InputError(f"{exc} (--skip-errors goes on past inputs that cannot be read)") from None
     finally:
         bar.close()
     what = "the built-in demo" if demo else predictor.model_name
     print(f"{count['results']} result(s) of {what} written to {out.resolve()}")
-    return 0
+    return _report_skipped(skipped)
+
+
+def _report_skipped(skipped: list) -> int:
+    """The inputs ``--skip-errors`` went past, with their reasons, on stderr; 1 when there are any."""
+    if not skipped:
+        return 0
+    print(f"segzoo predict: error: {len(skipped)} input(s) could not be read and were skipped:", file=sys.stderr)
+    for where, error in skipped:
+        print(f"  {error}" if where in str(error) else f"  {where}: {error}", file=sys.stderr)
+    return 1
 
 
 def _create(create_model, args, engine_options, overrides):

@@ -76,11 +76,12 @@ class InputItem:
 
 @dataclass(frozen=True)
 class InputLimits:
-    """Limits of URL downloads and the PDF rendering scale."""
+    """Limits of URL downloads, the PDF rendering scale, and ``on_error(where, error)``: set, it skips unreadable inputs."""
 
     url_timeout: float = DEFAULT_URL_TIMEOUT
     url_max_bytes: int = DEFAULT_URL_MAX_BYTES
     pdf_scale: float = PDF_SCALE
+    on_error: Optional[Callable[[str, InputError], None]] = None
 
 
 URL_SCHEMES = ("http", "https")
@@ -123,7 +124,10 @@ def _iter_one(value: Any, limits: InputLimits, counter: dict, top: bool = False)
         for element in value:
             yield from _iter_one(element, limits, counter)
     elif is_url(value):
-        yield from _iter_url(value, limits)
+        try:
+            yield from _iter_url(value, limits)
+        except InputError as exc:
+            _refuse(exc, value, limits.on_error)
     elif isinstance(value, str) and _SCHEME.match(value):
         _check_scheme(value)
     elif isinstance(value, (str, os.PathLike)):
@@ -234,15 +238,24 @@ def _empty_directory(path: Path) -> InputError:
 
 
 def _iter_path(path: Path, limits: InputLimits) -> Iterator[InputItem]:
-    if _check_path(path) == "dir":
-        found = 0
-        for file in walk_directory(path):
-            found += 1
+    try:
+        files = walk_directory(path) if _check_path(path) == "dir" else [path]
+    except InputError as exc:
+        return _refuse(exc, str(path), limits.on_error)
+    file = None
+    for file in files:
+        try:
             yield from _iter_file(file, limits)
-        if not found:
-            raise _empty_directory(path)
-        return
-    yield from _iter_file(path, limits)
+        except InputError as exc:  # with on_error: the rest of this file (a PDF's pages) is skipped
+            _refuse(exc, str(file), limits.on_error)
+    if file is None:
+        raise _empty_directory(path)
+
+
+def _refuse(error: InputError, where: str, on_error) -> None:
+    if on_error is None:  # the default: the error ends the run
+        raise error
+    on_error(where, error)  # InputLimits.on_error: told, and the input is skipped
 
 
 def check_inputs(inputs: Any) -> int:

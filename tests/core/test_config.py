@@ -95,6 +95,19 @@ def test_overrides_are_typed():
         apply_overrides({"Train": {"epochs_iters": 3}}, ["Train.epochs_iters.x=1"])
 
 
+
+def test_comma_separated_overrides_fill_tuple_and_list_fields():
+    """Issue 28 item 13: `-o Train.crop_size=128,128` is (128, 128); text fields keep their commas."""
+    from segzoo.config import model_config_for
+
+    cfg = load_config(data=BASE, overrides=["Train.crop_size=128,128", "Predict.target_size=512, 256",
+                                            "Predict.input=a,b.jpg", "Global.device=gpu:0,1", "Model.mean=0.5,0.5,0.5"])
+    assert cfg.Train.crop_size == (128, 128) and cfg.Predict.target_size == (512, 256)
+    assert cfg.Predict.input == "a,b.jpg" and cfg.Global.device == "gpu:0,1"  # text fields: a path, GPU ids
+    assert model_config_for(cfg).crop_size == (128, 128) and model_config_for(cfg).mean == (0.5, 0.5, 0.5)
+    with pytest.raises(ConfigError, match=r"Train.crop_size: Input should be a valid tuple .*written as 128,128 or \[128,128\]"):
+        load_config(data=BASE, overrides=["Train.crop_size=128"])
+
 def test_later_overrides_win_and_apply_on_top_of_the_file(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("Global:\n  model: SeaFormer_tiny\nTrain:\n  epochs_iters: 7\n  batch_size: 4\n")

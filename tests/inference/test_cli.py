@@ -190,3 +190,48 @@ def test_export_and_predict_take_the_paddlex_config_form(tmp_path):
     assert sorted(p.name for p in (tmp_path / "run" / "predict").iterdir() if p.suffix == ".json") == ["demo_res.json"]
     out = segzoo("export", "-o", "Export.weight_path=x")
     assert out.returncode == 2 and "-o needs -c CFG.yaml" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_predict_takes_positional_inputs_and_skip_errors_goes_on(tiny, make_image, save_image, tmp_path, capsys):
+    """Issue 28 items 12 and 17: `segzoo predict a.jpg` is `--input a.jpg`; `--skip-errors` lists what it skipped."""
+    folder = tmp_path / "in"
+    save_image(folder / "a.png", make_image(71))
+    (folder / "b.png").write_bytes(b"not an image")  # sorts between the good ones
+    save_image(folder / "c" / "c.jpg", make_image(72))
+    (folder / "c" / "d.jpg").write_bytes(save_image(tmp_path / "d.jpg", make_image(73)).read_bytes()[:300])  # truncated
+    single = save_image(tmp_path / "e.png", make_image(74))
+    common = ["--model", tiny.name, "--model-dir", str(tiny.weights), "--engine", "dygraph", "--device", "cpu",
+              "--batch-size", "2"]
+
+    assert main(["predict", str(single), *common, "--output", str(tmp_path / "one")]) == 0
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["e_overlay.png", "e_res.json", "e_res.png"]
+    capsys.readouterr()
+
+    out = tmp_path / "out"
+    assert main(["predict", str(folder), *common, "--output", str(out)]) == 2  # by default the first one stops the run
+    err = capsys.readouterr().err
+    assert err.startswith("segzoo predict: error: cannot read image") and "b.png" in err and "--skip-errors" in err
+
+    assert main(["predict", str(folder), str(single), *common, "--output", str(out), "--skip-errors"]) == 1
+    captured = capsys.readouterr()
+    written = [line.split(" -> ")[0] for line in captured.out.splitlines() if " -> " in line]
+    assert written == [str(folder / "a.png"), str(folder / "c" / "c.jpg"), str(single)]  # in order, all the others
+    assert sorted(p.name for p in out.glob("*_res.png")) == ["a_res.png", "c_res.png", "e_res.png"]
+    lines = captured.err.strip().splitlines()
+    assert lines[0] == "segzoo predict: error: 2 input(s) could not be read and were skipped:"
+    assert [line.split(": ")[0].split()[-1] for line in lines[1:]] == [str(folder / "b.png"), str(folder / "c" / "d.jpg")]
+    assert "Traceback" not in captured.err
+
+
+def test_an_override_without_its_equals_sign_says_how_to_write_it(tmp_path, capsys):
+    """Issue 28 item 12: `-o Global.dataset_dir my_data` gets one line that shows `-o Global.dataset_dir=my_data`."""
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("Global: {model: PP-LiteSeg-T}\n")
+    assert main(["train", "-c", str(cfg), "-o", "Global.dataset_dir", "my_data"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == ("segzoo: error: -o Global.dataset_dir my_data: an override is one argument, key=value; "
+                           "write -o Global.dataset_dir=my_data")
+    with pytest.raises(SystemExit):  # a stray argument elsewhere: the usage of its own command
+        main(["evaluate", "photo.jpg"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: segzoo evaluate") and "unrecognized arguments: photo.jpg" in err
