@@ -48,6 +48,7 @@ from ..models import build_with_weights
 from ..registry import get_registry
 from ..weights import save_weights
 from . import builtin  # noqa: F401  (registers the built-in engines in the table)
+from .builtin import engine_help
 from .engine_table import ENGINES, default_cpu_threads
 from .export import export_model
 from .modeldir import resolve_model_dir
@@ -219,7 +220,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-dir", help="weights (.pdparams / a directory) or an exported directory to measure")
     p.add_argument("--engines", default=",".join(DEFAULT_ENGINES),
                    help=f"comma-separated engines, ENGINE:PRECISION for another precision "
-                   f"(default {','.join(DEFAULT_ENGINES)})")
+                   f"(default {','.join(DEFAULT_ENGINES)}); the engines: {engine_help()}")
     p.add_argument("--size", action="append", help="image size WxH (repeatable; default 512x512 and 1024x512)")
     p.add_argument("--repeat", type=int, default=10, help="timed predictions per engine and size (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed predictions first (default 2)")

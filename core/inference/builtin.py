@@ -8,12 +8,12 @@ only the table; this is the one place that knows them all.
 from __future__ import annotations
 
 from .auto import make_auto_engine
-from .engine_table import ENGINES, register_engine
+from .engine_table import ENGINES, engine_help, register_engine
 from .engines import make_dygraph_engine, make_paddle_engine
 from .onnx import make_onnx_engine
 from .openvino import make_openvino_engine
 
-__all__ = ["ENGINES"]  # the table, filled
+__all__ = ["ENGINES", "engine_help"]  # the table, filled, and the --engine help text it gives
 
 #: name, factory, the model sources it runs, its options, what it is
 BUILTIN_ENGINES = (

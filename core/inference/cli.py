@@ -16,6 +16,7 @@ from ..cliopts import add_config_option, add_override_option
 from ..errors import ConfigError, InputError
 from ..fileio import check_output_dir
 from ..models import weights_errors_spelled
+from .builtin import ENGINES, engine_help
 
 
 #: the flags that become ``-o`` keys in the PaddleX form ``segzoo predict|export -c CFG.yaml``
@@ -103,18 +104,21 @@ def add_arguments_predict(p: argparse.ArgumentParser) -> None:
                    "decompression-bomb limit, about 179 million")
     p.add_argument("--output", help="directory the results go to (default ./output; with -c: Global.output/predict)")
     p.add_argument("--device", help="cpu, gpu or gpu:0 (default: a GPU when there is one)")
-    p.add_argument("--engine", help="dygraph, paddle, onnxruntime, openvino or auto (the fastest measured here); "
-                   "default: the fastest whose masks agree with dygraph (onnxruntime on the CPU where the model "
-                   "converts, converted once and cached)")
+    p.add_argument("--engine", help=engine_help())  # from the engine table: it cannot drift from the code
     p.add_argument("--precision", choices=["fp32", "bf16"],
                    help="openvino engine: bf16 on CPUs that support it (default fp32)")
     p.add_argument("--num-classes", type=int, help="class count of the weights (read from them when left out)")
     p.add_argument("--slide-window", help="W,H: predict window by window")
     p.add_argument("--slide-stride", help="W,H: window step (default 3/4 of the window)")
-    p.add_argument("--cpu-threads", type=int, help="paddle / onnxruntime / openvino / auto engines: CPU threads")
-    p.add_argument("--no-onednn", action="store_true", help="paddle engine: turn oneDNN off on the CPU")
+    p.add_argument("--cpu-threads", type=int, help=f"{_taking('cpu_threads')} engines: CPU threads")
+    p.add_argument("--no-onednn", action="store_true", help=f"{_taking('onednn')} engine: turn oneDNN off on the CPU")
     p.add_argument("--quiet", action="store_true", help="print only the summary line")
     _add_config_form(p, "predict")
+
+
+def _taking(option: str) -> str:
+    """The registered engines that take an ``engine_options`` key, for a flag's help (``paddle / onnxruntime``)."""
+    return " / ".join(name for name, spec in ENGINES.items() if option in spec.options)
 
 
 def run_predict(args) -> int:

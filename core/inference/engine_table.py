@@ -192,6 +192,12 @@ def check_options(spec: EngineSpec, options: dict) -> dict:
 
 
 # -- the default rule ------------------------------------------------------------------------------
+#: the CPU default for a model that exports with a dynamic H×W and converts to ONNX: the first of these installed
+CPU_DEFAULTS = ("openvino", "onnxruntime")
+#: the default on a GPU
+GPU_DEFAULT = "paddle"
+
+
 def fallback_engine(source_kind: str) -> str:
     """The engine that runs every model of a source: ``"paddle"`` for exported directories, else ``"dygraph"``."""
     return "paddle" if source_kind == "inference" else "dygraph"
@@ -228,10 +234,32 @@ def default_engine(source_kind: str, model_name: Optional[str] = None, device: O
     if not (export.static and export.dynamic_shape):
         return fallback_engine(source_kind)
     if parse_device(device)[0] == "gpu":  # None: a GPU when this paddle build sees one
-        return "paddle"
-    if export.onnx and not export.onnx_static_hw and _importable("paddle2onnx") and _importable("onnxruntime"):
-        return "openvino" if _importable("openvino") else "onnxruntime"
+        return GPU_DEFAULT
+    if export.onnx and not export.onnx_static_hw:
+        return cpu_default_engine() or "paddle"
     return "paddle"
+
+
+def cpu_default_engine() -> Optional[str]:
+    """The first of :data:`CPU_DEFAULTS` installed here (the conversion needs paddle2onnx and onnxruntime), or ``None``."""
+    if not (_importable("paddle2onnx") and _importable("onnxruntime")):
+        return None
+    return next((name for name in CPU_DEFAULTS if _importable(name)), None)
+
+
+def engine_help() -> str:
+    """The ``--engine`` help of every command: the registered engines and the default rule, naming this machine's pick."""
+    names = list(ENGINES)
+    listed = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else "".join(names)
+    here = cpu_default_engine() or "paddle"
+    text = (
+        f"{listed}; default: the fastest whose masks agree with dygraph: {here} on this CPU (the first installed "
+        f"of {', '.join(CPU_DEFAULTS)}) for every model that exports with a dynamic H×W, converted once and cached; "
+        f"{GPU_DEFAULT} on a GPU; else {fallback_engine('inference')} for an exported directory and "
+        f"{fallback_engine('weights')} for weights"
+    )
+    forced = os.environ.get("SEGZOO_ENGINE")
+    return f"{text} (now {forced}: $SEGZOO_ENGINE is set)" if forced else text
 
 
 def _importable(module: str) -> bool:

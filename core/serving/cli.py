@@ -10,6 +10,7 @@ from .settings import MB, ServeSettings
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The flags of ``segzoo serve``."""
+    from ..inference.builtin import engine_help  # the engine table (no paddle); the module itself stays light
     p.description = (
         "Serve a model over HTTP with PaddleX's API: POST /semantic-segmentation {\"image\": URL or base64, "
         "\"targetSize\": ...}, POST /semantic-segmentation/upload (multipart, field 'file'), GET /health, "
@@ -20,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model-dir", help="exported inference directory, or a .pdparams file / directory holding one")
     g.add_argument("--num-classes", type=int, help="class count of the weights (read from them when left out)")
     g.add_argument("--device", help="cpu, gpu or gpu:0 (default: a GPU when there is one)")
-    g.add_argument("--engine", help="dygraph, paddle, onnxruntime or auto (default as in segzoo predict)")
+    g.add_argument("--engine", help=engine_help())  # from the engine table: it cannot drift from the code
     g = p.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     g.add_argument("--port", type=int, default=8080)

@@ -235,3 +235,27 @@ def test_an_override_without_its_equals_sign_says_how_to_write_it(tmp_path, caps
         main(["evaluate", "photo.jpg"])
     err = capsys.readouterr().err
     assert err.startswith("usage: segzoo evaluate") and "unrecognized arguments: photo.jpg" in err
+
+
+def test_engine_help_texts_come_from_the_engine_table(capsys, monkeypatch):
+    """Issue 28 item 10: every registered engine and the engine the default rule really picks, in every help text."""
+    from segzoo.cli import build_parser
+    from segzoo.inference.builtin import ENGINES
+    from segzoo.inference.engine_table import default_engine, register_engine
+
+    monkeypatch.delenv("SEGZOO_ENGINE", raising=False)
+    dynamic = next(c.name for c in segzoo.get_registry().cards()
+                   if c.export.static and c.export.dynamic_shape and c.export.onnx and not c.export.onnx_static_hw)
+    cpu, gpu = default_engine("weights", dynamic, "cpu"), default_engine("weights", dynamic, "gpu")
+    register_engine("helptestengine", lambda *args: None, sources=("inference",))  # a plugin's engine shows too
+    try:
+        for command in ("predict", "serve", "benchmark"):
+            with pytest.raises(SystemExit):
+                build_parser().parse_args([command, "--help"])
+            text = " ".join(capsys.readouterr().out.split())
+            for name in ENGINES:
+                assert f"{name}," in text or f"{name} or" in text or f"or {name};" in text, (command, name)
+            assert f"default: the fastest whose masks agree with dygraph: {cpu} on this CPU" in text, command
+            assert f"; {gpu} on a GPU;" in text, command
+    finally:
+        ENGINES.pop("helptestengine")
