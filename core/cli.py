@@ -152,10 +152,24 @@ def run_list_models(args) -> int:
     table.align = "r"
     table.align["Model"] = table.align["Family"] = table.align["Dataset"] = "l"
     print(table)
-    print(f"{len(cards)} models. Times: normal / high-performance mode (PaddleX figures, FP32, T4 GPU, Xeon CPU).")
+    print(f"{_models_line(cards)} Times: normal / high-performance mode (PaddleX figures, FP32, T4 GPU, Xeon CPU).")
     print("Cached: the official inference model is in segzoo's cache (yes) or PaddleX's (PaddleX); "
           "`segzoo download NAME` fetches it.")
     return 0
+
+
+def _models_line(cards) -> str:
+    """``20 models: 18 with PaddleX's published times, plus 2 with its mIoU only (...)``: what the count is made of."""
+    timed = [c.name for c in cards if c.official is not None and (c.figures.cpu_ms or c.figures.gpu_ms)]
+    untimed = [c.name for c in cards if c.official is not None and c.name not in timed]
+    other = [c.name for c in cards if c.official is None]
+    parts = [f"{len(timed)} with PaddleX's published times"] if timed else []
+    if untimed:
+        parts.append(f"{len(untimed)} with its mIoU only ({', '.join(untimed)})")
+    if other:
+        parts.append(f"{len(other)} without official weights ({', '.join(other)})")
+    count = f"{len(cards)} model{'s' if len(cards) != 1 else ''}"
+    return f"{count}: {parts[0]}, plus {' and '.join(parts[1:])}." if len(parts) > 1 else f"{count}."
 
 
 def card_to_dict(card) -> dict:

@@ -74,3 +74,23 @@ def test_plugins_lists_hooks_and_versions(capsys):
 def test_help_and_version(argv):
     out = run_cli(*argv)
     assert out.returncode == 0 and out.stdout
+
+
+def test_the_model_count_says_what_it_is_made_of(capsys):
+    """Issue 28 item 11: list-models' footer and the README agree with the cards: PaddleX's 18 plus which two."""
+    from pathlib import Path
+
+    from segzoo import get_registry
+
+    cards = get_registry().cards()
+    official = [c for c in cards if c.official is not None]
+    timed = [c.name for c in official if c.figures.cpu_ms or c.figures.gpu_ms]
+    untimed = [c.name for c in official if c.name not in timed]
+    assert len(timed) == 18 and len(untimed) == 2
+    assert main(["list-models"]) == 0
+    footer = capsys.readouterr().out.splitlines()[-2]
+    assert footer.startswith(f"{len(cards)} models: 18 with PaddleX's published times, plus 2 with its mIoU only "
+                             f"({', '.join(untimed)})"), footer
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    assert f"all {len(official)} models of PaddleX's semantic-segmentation module (its page says 18 but lists " \
+           f"{len(official)}: the 18 with published speeds, plus {' and '.join(sorted(untimed, reverse=True))}" in readme
