@@ -61,6 +61,7 @@ __all__ = [
     "build_model",
     "cache_dir",
     "create_model",
+    "create_pipeline",
     "get_model_card",
     "get_registry",
     "hookimpl",
@@ -71,5 +72,6 @@ __all__ = [
 ]
 
 
-# create_model lives with inference; importing it stays cheap (no paddle), but not free: on first use
-__getattr__, __dir__ = lazy_exports(__name__, globals(), {"create_model": ".inference"})
+# create_model lives with inference, create_pipeline (PaddleX's pipeline API) in segzoo.pipeline; importing
+# them stays cheap (no paddle), but not free: on first use
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {"create_model": ".inference", "create_pipeline": ".pipeline"})

@@ -103,7 +103,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         config_form = getattr(module, "config_form", None)  # `segzoo predict|export -c CFG.yaml`
         if config_form is not None and getattr(args, "config_file", None):
             runner = _config_form_runner(config_form)
+        if name == "predict" and getattr(args, "pipeline", None):  # `segzoo predict --pipeline my.yaml`
+            runner = _pipeline_form_runner(runner)
     return run_command(name, runner, args)
+
+
+def _pipeline_form_runner(runner):
+    """``segzoo predict --pipeline P``: PaddleX's pipeline config fills the flags not given, then ``runner`` runs."""
+
+    def run(args) -> int:
+        from .pipeline import apply_to_predict_args  # lazy: it imports the inference layer (segzoo --help stays fast)
+
+        apply_to_predict_args(args)
+        return runner(args)
+
+    return run
 
 
 def _config_form_runner(config_form):

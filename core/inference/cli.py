@@ -97,7 +97,7 @@ def add_arguments_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-errors", action="store_true",
                    help="go on past an image, PDF or URL that cannot be read: the others are written, the skipped "
                    "ones listed at the end with their reasons, and the exit status is 1 (default: the first one stops)")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--batch-size", type=int, help="images read and run together (default 1)")
     p.add_argument("--target-size", help="-1 (original size), N for N×N, or W,H")
     p.add_argument("--pixel-limit", type=int, metavar="N",
                    help="largest image (width×height after resizing) to predict; default: Pillow's "
@@ -113,6 +113,10 @@ def add_arguments_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu-threads", type=int, help=f"{_taking('cpu_threads')} engines: CPU threads")
     p.add_argument("--no-onednn", action="store_true", help=f"{_taking('onednn')} engine: turn oneDNN off on the CPU")
     p.add_argument("--quiet", action="store_true", help="print only the summary line")
+    p.add_argument("--pipeline", metavar="YAML",
+                   help="PaddleX's pipeline: a pipeline YAML (segzoo config --pipeline semantic_segmentation --save "
+                   "my.yaml) or the name semantic_segmentation; its model_name, model_dir, batch_size and "
+                   "target_size fill the flags not given here")
     _add_config_form(p, "predict")
 
 
@@ -188,7 +192,7 @@ def run_predict(args) -> int:
             bar.write(_class_summary(result.pred, predictor.class_names))
 
     try:
-        _run(None, inputs, out, batch_size=args.batch_size, on_result=report, predictor=predictor)
+        _run(None, inputs, out, batch_size=args.batch_size or 1, on_result=report, predictor=predictor)
     except InputError as exc:
         raise InputError(f"{exc} (--skip-errors goes on past inputs that cannot be read)") from None
     finally:

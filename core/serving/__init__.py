@@ -4,7 +4,14 @@
 >>> settings = ServeSettings(max_batch_size=8)
 >>> app = create_app(load_predictor(settings), settings)   # an ASGI app; uvicorn runs it
 
-Endpoints (the full schema is served at ``/openapi.json``, browsable at ``/docs``):
+Endpoints (the full schema is served at ``/openapi.json``, browsable at ``/docs`` and ``/redoc``,
+whose Swagger UI and ReDoc files the app serves itself from ``fastapi-offline``: they work offline):
+
+``GET /``
+    a page to try the model in a browser: choose, drop or paste an image or a URL; the input, the
+    overlay (opacity slider) and the colour mask; a legend with each class's name, colour and share of
+    the pixels; target size, latency, the mask PNG to download. One self-contained HTML file
+    (``static/index.html``: inline CSS and JS, no CDN) that calls the endpoints below.
 
 ``POST /semantic-segmentation``
     JSON ``{"image": <http(s) URL or base64 image bytes>, "targetSize": -1 | n | [w, h] | null,
@@ -19,8 +26,8 @@ Endpoints (the full schema is served at ``/openapi.json``, browsable at ``/docs`
     class ids (PIL/``np.asarray`` give the ids, image viewers show the VOC colours); 16-bit
     grayscale for models with more than 256 classes. ``X-Log-Id`` carries the log id.
 ``GET /health``
-    ``{"logId", "errorCode": 0, "errorMsg": "Healthy", "result": {model, pid, counters of
-    requests, batches and the mean batch size}}``.
+    ``{"logId", "errorCode": 0, "errorMsg": "Healthy", "result": {model, numClasses, classNames
+    (null when unknown), pid, counters of requests, batches and the mean batch size}}``.
 
 Every error keeps the envelope (``result`` absent) with ``errorCode`` equal to the HTTP status:
 400 unreadable input (bad base64, not an image, a URL that cannot or may not be fetched), 404/405

@@ -20,9 +20,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Optional
 
+from importlib.resources import files
+
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -66,6 +69,17 @@ UPLOAD_ENDPOINT = "/semantic-segmentation/upload"
 
 #: threads that download image URLs (each blocks for up to ``url_timeout``)
 URL_THREADS = 16
+
+#: where /docs and /redoc load Swagger UI's and ReDoc's files from (shipped by fastapi-offline: no CDN)
+DOCS_ASSETS = "/docs-assets"
+#: the page at ``GET /`` (package data): one self-contained file, no CDN, no build step
+PAGE = ("static", "index.html")
+#: what the page may load: itself, the service, and the images a person gives it
+PAGE_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src 'self' data: blob: http: https:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 
 # app_from_env moved to server.py (importing it here would make a circle app <-> server)
 __getattr__ = _lazy.moved_names(__name__, {"app_from_env": "segzoo.serving.server"})
@@ -114,14 +128,16 @@ def create_app(predictor, settings: Optional[ServeSettings] = None) -> FastAPI:
             await batcher.stop()
             url_pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(
+    app: FastAPI = FastAPIOffline(  # a FastAPI app whose /docs and /redoc work offline
         title="segzoo semantic segmentation",
         description=(
             f"Serves **{predictor.model_name}** ({predictor.num_classes} classes) with PaddleX's "
-            "semantic-segmentation API. Errors keep the envelope with errorCode = the HTTP status."
+            "semantic-segmentation API. Errors keep the envelope with errorCode = the HTTP status. "
+            "A page to try it: [/](/)."
         ),
         version=_version(),
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
     )
     app.state.batcher = batcher
     app.state.predictor = predictor
@@ -135,7 +151,8 @@ def create_app(predictor, settings: Optional[ServeSettings] = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         count_error(422)
-        return error_response(_log_id(request), 422, validation_message(exc.errors()))
+        message = validation_message(exc.errors(), request.headers.get("content-type"))
+        return error_response(_log_id(request), 422, message)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
@@ -235,12 +252,22 @@ def create_app(predictor, settings: Optional[ServeSettings] = None) -> FastAPI:
             raise ServeError(400, "file: the uploaded file is empty; send an image file")
         return await answer(request, data, targetSize, visualize, format, field="file")
 
+    page = files(__package__).joinpath(*PAGE).read_text(encoding="utf-8")
+
+    @app.get("/", include_in_schema=False)
+    async def index():
+        """The page to try the model in a browser (it calls the endpoints above)."""
+        headers = {"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"}
+        return HTMLResponse(page, headers=headers)
+
     @app.get("/health", operation_id="checkHealth", summary="Liveness, the model and the batching counters",
              response_model=HealthResponse)
     async def health():
+        names = getattr(predictor, "class_names", None)
         result = {
             "model": predictor.model_name,
             "numClasses": predictor.num_classes,
+            "classNames": [str(n) for n in names] if names else None,
             "engine": getattr(predictor.engine, "name", None),
             "pid": os.getpid(),
             "uptimeSeconds": round(time.time() - state["started"], 1),

@@ -14,9 +14,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Serve a model over HTTP with PaddleX's API: POST /semantic-segmentation {\"image\": URL or base64, "
         "\"targetSize\": ...}, POST /semantic-segmentation/upload (multipart, field 'file'), GET /health, "
-        "docs at /docs. Without --model and --model-dir: the built-in demo."
+        "a page to try it at /, docs at /docs. Without --model and --model-dir: the built-in demo."
     )
     g = p.add_argument_group("model")
+    g.add_argument("--pipeline", metavar="YAML",
+                   help="PaddleX's pipeline: a pipeline YAML (segzoo config --pipeline semantic_segmentation --save "
+                   "my.yaml) or the name semantic_segmentation; its model_name, model_dir and target_size fill "
+                   "--model, --model-dir and the requests' default targetSize")
     g.add_argument("--model", help="model name (segzoo list-models); optional with an exported --model-dir")
     g.add_argument("--model-dir", help="exported inference directory, or a .pdparams file / directory holding one")
     g.add_argument("--num-classes", type=int, help="class count of the weights (read from them when left out)")
@@ -49,9 +53,23 @@ def run(args) -> int:
     """Validate the flags, load the model, serve until interrupted."""
     from .server import serve  # lazy: it imports the inference layer
 
-    settings = ServeSettings.from_options(
-        model=args.model,
-        model_dir=args.model_dir,
+    return serve(settings_from_args(args))
+
+
+def settings_from_args(args) -> ServeSettings:
+    """The validated :class:`ServeSettings` of the flags (and of ``--pipeline``'s YAML)."""
+    model, model_dir, target_size = args.model, args.model_dir, None
+    if args.pipeline:
+        from ..pipeline import load_pipeline_config  # lazy: it imports the inference layer
+
+        module = load_pipeline_config(args.pipeline).module  # flags given on the command line win
+        model = model if model is not None else module.model_name
+        model_dir = model_dir if model_dir is not None else module.model_dir
+        target_size = module.target_size
+    return ServeSettings.from_options(
+        model=model,
+        model_dir=model_dir,
+        target_size=target_size,
         num_classes=args.num_classes,
         device=args.device,
         engine=args.engine,
@@ -70,7 +88,6 @@ def run(args) -> int:
         allow_private_urls=args.allow_private_urls,
         visualize=not args.no_visualize,
     )
-    return serve(settings)
 
 
 def _mb(value: float, flag: str) -> int:

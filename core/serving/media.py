@@ -141,6 +141,8 @@ def fetch_image_url(url: str, settings) -> bytes:
         check = check_public_url  # on the URL and on every redirect
     try:
         return fetch_url(url, timeout=settings.url_timeout, max_bytes=settings.url_max_bytes, check_url=check)
+    except ServeError:  # the URL check's refusal (raised through httpx's hook): already says "image: ..."
+        raise
     except SegzooError as exc:
         raise ServeError(400, f"image: {exc}") from None
 

@@ -124,8 +124,27 @@ _FIELD_HINTS = {
 }
 
 
-def validation_message(errors: list) -> str:
-    """One readable line for pydantic/FastAPI validation errors."""
+def _is_json(content_type: Optional[str]) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def _body_message(content_type: Optional[str]) -> str:
+    """Why a body is not the JSON object: the wrong Content-Type (the usual cause), or the wrong shape."""
+    if content_type is not None and _is_json(content_type):
+        return 'the body must be a JSON object such as {"image": "<URL or base64>", "targetSize": null}'
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media == "multipart/form-data":
+        return ("this endpoint takes a JSON body; send multipart uploads (curl -F file=@a.jpg) to "
+                "POST /semantic-segmentation/upload")
+    sent = f"Content-Type: {media}" if media else "no Content-Type header"
+    return (f"the body was sent with {sent}, so it was not read as JSON; send the header "
+            "Content-Type: application/json (curl: -H 'Content-Type: application/json' -d @body.json) "
+            'with a JSON object such as {"image": "<URL or base64>"}')
+
+
+def validation_message(errors: list, content_type: Optional[str] = "application/json") -> str:
+    """One readable line for pydantic/FastAPI validation errors (``content_type``: the request's header)."""
     parts: list[str] = []
     seen: set[str] = set()
     for err in errors:
@@ -142,7 +161,7 @@ def validation_message(errors: list) -> str:
             if kind in ("missing",):
                 text = 'the request has no body; send a JSON object such as {"image": "<URL or base64>"}'
             else:
-                text = 'the body must be a JSON object such as {"image": "<URL or base64>", "targetSize": null}'
+                text = _body_message(content_type)
         elif kind == "missing":
             text = f"{name}: is required ({_FIELD_HINTS.get(name, 'give a value')})"
         else:

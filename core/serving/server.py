@@ -51,7 +51,7 @@ def load_predictor(settings: ServeSettings):
             warnings.simplefilter("always", RandomWeightsWarning)
             predictor = create_model(
                 settings.model, model_dir=settings.model_dir, device=settings.device, engine=settings.engine,
-                **overrides,
+                target_size=settings.target_size, **overrides,
             )
         for w in caught:
             if issubclass(w.category, RandomWeightsWarning):

@@ -7,7 +7,7 @@ settings to them as JSON in the environment variable :data:`SETTINGS_ENV`.
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -30,6 +30,9 @@ class ServeSettings(BaseModel):
     num_classes: Optional[int] = Field(None, ge=1, description="class count of the weights (read from them if absent)")
     device: Optional[str] = Field(None, description="cpu, gpu or gpu:0 (default: a GPU when there is one)")
     engine: Optional[str] = Field(None, description="dygraph, paddle, onnxruntime or auto")
+    target_size: Optional[Union[int, tuple[int, int]]] = Field(
+        None, description="targetSize of requests that send none (a pipeline config's target_size)"
+    )
     # the server
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)

@@ -13,6 +13,7 @@ from pathlib import Path
 from .._lazy import moved_names
 from ..cliopts import add_config_option, add_override_option
 from ..config import default_config, load_config, parse_override, render_config
+from ..errors import ConfigError
 from ..fileio import atomic_write
 from ..models import weights_errors_spelled
 from .distributed import in_launched_process
@@ -100,20 +101,33 @@ def run_evaluate(args) -> int:
 
 # -- config ---------------------------------------------------------------------------------------
 def add_arguments_config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="model name")
+    p.add_argument("model", nargs="?", help="model name (or --pipeline NAME)")
+    p.add_argument("--pipeline", metavar="NAME",
+                   help="PaddleX's pipeline config instead of a model's: semantic_segmentation (as paddlex "
+                   "--get_pipeline_config writes it; run it with segzoo predict|serve --pipeline FILE)")
     add_override_option(p, "set a key in the printed config (repeatable)")
     p.add_argument("--save", metavar="FILE", help="write the config to FILE (atomically) instead of printing it")
 
 
 def run_config(args) -> int:
-    cfg = default_config(args.model)
-    if args.overrides:
-        cfg = load_config(data=cfg.model_dump(mode="json"), overrides=args.overrides)
+    if args.pipeline is not None:
+        from ..pipeline import pipeline_yaml  # lazy: it imports the inference layer (segzoo --help stays fast)
+
+        if args.model is not None:
+            raise ConfigError(f"give a model name or --pipeline, not both ({args.model!r} and --pipeline {args.pipeline})")
+        text = pipeline_yaml(args.pipeline, args.overrides)
+    elif args.model is None:
+        raise ConfigError("give a model name (segzoo config PP-LiteSeg-T) or a pipeline (--pipeline semantic_segmentation)")
+    else:
+        cfg = default_config(args.model)
+        if args.overrides:
+            cfg = load_config(data=cfg.model_dump(mode="json"), overrides=args.overrides)
+        text = render_config(cfg)
     if args.save:
         with atomic_write(args.save) as fh:
-            fh.write(render_config(cfg))
+            fh.write(text)
         print(f"wrote {args.save}", file=sys.stderr)
     else:
-        sys.stdout.write(render_config(cfg))
+        sys.stdout.write(text)
     return 0
 

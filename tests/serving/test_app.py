@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from segzoo.errors import InputError
@@ -60,3 +62,65 @@ def test_result_labels_are_the_predictors(reference):
     assert res["size"] == [40, 72] and res["image"] is None
     want = reference.predict_arrays([img])[0]
     assert np.array_equal(np.asarray(res["labelMap"]).reshape(40, 72), want)
+
+
+# -- the service's own messages (issue 28, item 15) ------------------------------------------------------
+def test_a_refused_loopback_url_names_the_field_once():
+    app = create_app(FailingPredictor(RuntimeError("never reached")), ServeSettings())  # private URLs refused
+    with TestClient(app) as client:
+        for url in ("http://127.0.0.1:9/a.jpg", "http://localhost:9/a.jpg"):
+            msg = client.post("/semantic-segmentation", json={"image": url}).json()["errorMsg"]
+            assert msg.startswith(f"image: {url} points to ") and msg.count("image:") == 1, msg
+            assert "--allow-private-urls" in msg
+
+
+@pytest.mark.parametrize(
+    "headers, fragments",
+    [
+        ({}, ["no Content-Type header", "Content-Type: application/json"]),
+        ({"Content-Type": "application/x-www-form-urlencoded"},  # what `curl -d` sends without -H
+         ["Content-Type: application/x-www-form-urlencoded", "send the header Content-Type: application/json"]),
+        ({"Content-Type": "text/plain"}, ["Content-Type: text/plain", "Content-Type: application/json"]),
+        ({"Content-Type": "multipart/form-data; boundary=x"}, ["/semantic-segmentation/upload"]),
+        ({"Content-Type": "application/json"}, ["must be a JSON object"]),
+    ],
+)
+def test_a_json_body_without_the_json_content_type_is_told_about_the_header(headers, fragments):
+    body = b'{"image": "aGVsbG8="}' if "json" not in str(headers) else b'["not", "an object"]'
+    with TestClient(create_app(FailingPredictor(RuntimeError("never reached")), ServeSettings())) as client:
+        r = client.post("/semantic-segmentation", content=body, headers=headers)
+    assert r.status_code == 422 and r.json()["errorCode"] == 422
+    for fragment in fragments:
+        assert fragment in r.json()["errorMsg"], r.json()["errorMsg"]
+
+
+# -- /docs works offline (issue 28, item 8) and the page at / ------------------------------------------
+def _references(html: str) -> list[str]:
+    return re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", html)
+
+
+def test_docs_load_swagger_ui_from_the_service_itself():
+    with TestClient(create_app(FailingPredictor(RuntimeError("never reached")), ServeSettings())) as client:
+        for page, assets in (("/docs", ("swagger-ui-bundle.js", "swagger-ui.css")), ("/redoc", ("redoc.standalone.js",))):
+            html = client.get(page).text
+            refs = _references(html)
+            assert refs and all(ref.startswith("/") for ref in refs), refs  # nothing from a CDN
+            for name in assets:
+                (ref,) = [r for r in refs if r.endswith(name)]
+                r = client.get(ref)
+                assert r.status_code == 200 and len(r.content) > 100_000, (ref, r.status_code)
+
+
+def test_the_page_is_one_self_contained_file():
+    predictor = FailingPredictor(RuntimeError("never reached"))
+    predictor.class_names = ["background", "circle", "rectangle", "triangle"]
+    with TestClient(create_app(predictor, ServeSettings())) as client:
+        r = client.get("/")
+        health = client.get("/health").json()["result"]
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "<script src" not in r.text and "<link" not in r.text and "@import" not in r.text  # all inline
+    assert [ref for ref in _references(r.text) if "//" in ref] == []  # no absolute URL: no CDN
+    assert "connect-src 'self'" in r.headers["content-security-policy"]
+    for endpoint in ("semantic-segmentation/upload", '"semantic-segmentation"', "health"):
+        assert endpoint in r.text
+    assert health["classNames"] == predictor.class_names
