@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("segzoo.training.commands", "train a model from a YAML config (-c cfg.yaml -o Train.epochs_iters=...)"),
     "evaluate": ("segzoo.training.commands", "evaluate weights on the val split (mIoU, Acc, Kappa, Dice, per class)"),
     "config": ("segzoo.training.commands", "print a complete, commented YAML config for a model"),
+    "quantize": ("segzoo.training.quantize", "make an INT8 model with NNCF from your images, measured on your val split"),
     "benchmark": ("segzoo.inference.bench", "time segzoo's engines on a model (latency, throughput, memory)"),
     "serve": ("segzoo.serving.cli", "serve a model over HTTP (PaddleX's API, batched; no args: the demo)"),
     "download": ("segzoo.hub_cli", "download official models (and training weights, demo datasets) into the cache"),
@@ -231,6 +232,10 @@ def run_info(args) -> int:
     else:
         for r in report:
             print(f"    checked here, {r.check}: {r.status}" + (f": {r.detail}" if r.detail else ""))
+    from .inference.precision import describe  # OpenVINO's view of this CPU, and the bf16 verdicts kept
+
+    for line in describe(card.name):
+        print(f"  {line}")
     print(f"  config ({card.config_class.__name__}):")
     defaults = registry.config(card.name).model_dump()
     for key, field in card.config_class.model_fields.items():

@@ -21,10 +21,14 @@ cannot be reshaped runs dynamic.
 
 ``precision="bf16"`` sets OpenVINO's ``INFERENCE_PRECISION_HINT`` to bf16:
 on CPUs with AVX512-BF16 or AMX it runs convolutions and matrix products in
-bfloat16 (PP-LiteSeg-T at 512×512 on 2 cores: 13 ms against 45 ms in fp32);
-on other CPUs OpenVINO keeps fp32. bf16 rounds the scores, so masks can
-differ from fp32 where two classes are close: ``segzoo benchmark`` prints the
-pixel agreement, and the default stays ``"fp32"``.
+bfloat16 (PP-LiteSeg-T at 512×512 on 2 cores: 13 ms against 45 ms in fp32).
+On a CPU without native bf16 (OpenVINO would silently run fp32) asking for it
+is a one-line error naming the CPU's capabilities. bf16 rounds the scores, so
+masks can differ from fp32 where two classes are close: without ``precision``
+the engine runs bf16 only where the CPU has it and the model's weights agree
+with fp32 on >= 99.5 % of the pixels of real photos, measured once
+(:mod:`segzoo.inference.precision`). ``precision="int8"`` runs the INT8 model
+``segzoo quantize`` made of the same weights (:mod:`segzoo.inference.int8`).
 """
 
 from __future__ import annotations
@@ -39,13 +43,18 @@ import numpy as np
 
 from ..device import parse_device
 from ..errors import ConfigError, DependencyError, WeightsError
+from ..plugin import normalize_image
+from ..registry import get_registry
 from .engine_table import Engine
+from .int8 import find_int8
 from .onnx import OnnxRuntimeEngine, make_onnx_engine
+from .precision import check_precision, cpu_capabilities, default_precision
 
 log = logging.getLogger("segzoo")
 
-#: precision option -> OpenVINO's INFERENCE_PRECISION_HINT
-PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+#: precision option -> OpenVINO's INFERENCE_PRECISION_HINT (int8: a model quantized by `segzoo quantize`, whose
+#: layers that stay in floating point run in fp32)
+PRECISIONS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 
 
 def bf16_supported() -> bool:
@@ -139,14 +148,15 @@ class OpenVinoEngine(OnnxRuntimeEngine):
     """OpenVINO (CPU plugin) on converted models; same arguments as :class:`OnnxRuntimeEngine`, plus ``precision``."""
 
     name = "openvino"
+    #: why the engine runs in its precision (asked for, or the default rule's verdict)
+    precision_reason: str = ""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._lock = threading.RLock()  # run() holds it around the session lookup and the infer request
 
     def _check_runtime(self, device: Optional[str]) -> None:
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"engine_options precision {self.precision!r}: the openvino engine takes 'fp32' or 'bf16'")
+        check_precision(self.precision, cpu_capabilities())  # bf16 on a CPU without it: an error, not silent fp32
         kind = parse_device(device)[0] if device is not None else "cpu"
         if kind != "cpu":
             raise ConfigError(f"device {device!r}: segzoo runs the openvino engine on the CPU only")
@@ -178,5 +188,37 @@ class OpenVinoEngine(OnnxRuntimeEngine):
 
 
 def make_openvino_engine(model_name: str, config: Any, source: Any, device: Optional[str], options: dict) -> Engine:
-    """``create_model(..., engine="openvino", engine_options={"precision": "bf16"})``."""
-    return make_onnx_engine(model_name, config, source, device, options, engine_class=OpenVinoEngine)
+    """``create_model(..., engine="openvino", engine_options={"precision": "bf16"})``.
+
+    ``precision="int8"`` runs the model ``segzoo quantize`` made of these weights
+    (:mod:`segzoo.inference.int8`). Without ``precision``, bf16 where it is safe,
+    else fp32 (:func:`segzoo.inference.precision.default_precision`); the
+    engine's ``precision_reason`` says why.
+    """
+    if options.get("precision") == "int8":
+        xml, meta = find_int8(model_name, source, options.get("layer"))
+        engine = OpenVinoEngine(lambda hw: xml, outputs=meta.get("outputs", "scores"), device=device,
+                                cpu_threads=options.get("cpu_threads"), precision="int8")
+        engine.precision_reason = f"asked for; {xml.parent} (overflow fix {meta.get('overflow_fix')})"
+        return engine
+    engine = make_onnx_engine(model_name, config, source, device, options, engine_class=OpenVinoEngine)
+    if options.get("precision") is not None or not isinstance(engine, OpenVinoEngine) or engine.per_size:
+        if isinstance(engine, OpenVinoEngine):
+            engine.precision_reason = "asked for" if options.get("precision") else "per-size conversions run fp32"
+        return engine
+    deploy = source.deploy if source.kind == "inference" else None
+    registry = get_registry()
+
+    def preprocess(image):
+        if deploy is not None:
+            return normalize_image(image, deploy.mean, deploy.std)
+        return np.ascontiguousarray(registry.preprocess(model_name, config, image), dtype=np.float32)
+
+    picked, why = default_precision(model_name, engine.model_for(None), preprocess,
+                                    registry.card(model_name).size_divisor, engine.cpu_threads)
+    log.info("%s on openvino runs %s by default: %s", model_name, picked, why)
+    if picked != engine.precision:
+        engine = make_onnx_engine(model_name, config, source, device, {**options, "precision": picked},
+                                  engine_class=OpenVinoEngine)
+    engine.precision_reason = why
+    return engine

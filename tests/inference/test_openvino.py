@@ -44,5 +44,5 @@ def test_precision_errors_name_the_engine_that_has_it(demo):
     weights, _, _ = demo
     with pytest.raises(ConfigError, match=r"precision 'bf16': the onnxruntime engine runs fp32.*engine='openvino'"):
         create_model("SeaFormer_tiny", model_dir=weights, engine="onnxruntime", engine_options={"precision": "bf16"})
-    with pytest.raises(ConfigError, match=r"precision 'int4': the openvino engine takes 'fp32' or 'bf16'"):
+    with pytest.raises(ConfigError, match=r"precision 'int4': the openvino engine takes 'fp32', 'bf16', 'int8'"):
         create_model("SeaFormer_tiny", model_dir=weights, engine="openvino", engine_options={"precision": "int4"})
