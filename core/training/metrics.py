@@ -23,7 +23,7 @@ never predicted has ``NaN`` Precision. Means skip ``NaN`` (``numpy.nanmean``),
 as MMSegmentation does -- so a class that appears nowhere does not pull mIoU
 down, while a class predicted but absent from the labels counts with IoU 0.
 (PaddleSeg instead counts an absent class as IoU 0.) In JSON, ``NaN`` is
-written as ``null``.
+written as ``null``; :func:`format_table` prints it as ``–`` and says why under the table.
 """
 
 from __future__ import annotations
@@ -143,8 +143,25 @@ def to_jsonable(value):
     return value
 
 
+#: what the table prints for an undefined value (a ratio 0/0), and why, per column
+UNDEFINED = "–"
+_WHY_UNDEFINED = {
+    "Precision": "Precision of a class never predicted",
+    "Acc": "Acc and Recall of a class absent from the labels",
+    "IoU": "IoU and Dice of a class absent from both",
+}
+
+
 def _pct(value) -> str:
-    return "nan" if value is None or not math.isfinite(value) else f"{100 * value:.2f}"
+    return UNDEFINED if value is None or not math.isfinite(value) else f"{100 * value:.2f}"
+
+
+def _undefined_note(metrics: dict, n: int) -> str:
+    """One line under the table saying why a cell holds ``–``; empty when none does."""
+    reasons = [why for key, why in _WHY_UNDEFINED.items() if any(_pct(v) == UNDEFINED for v in metrics[f"class_{key}"][:n])]
+    if not reasons:
+        return ""
+    return f"\n{UNDEFINED}: undefined (a ratio 0/0): {'; '.join(reasons)}. Means leave these out."
 
 
 def format_table(metrics: dict, class_names: Optional[Sequence[str]] = None) -> str:
@@ -173,4 +190,4 @@ def format_table(metrics: dict, class_names: Optional[Sequence[str]] = None) -> 
         )
     table.align = "r"
     table.align["Class"] = "l"
-    return summary + "\nper-class results (%):\n" + table.get_string()
+    return summary + "\nper-class results (%):\n" + table.get_string() + _undefined_note(metrics, n)

@@ -4,7 +4,8 @@
 moments, the AMP loss scale and the random generators in place, and gives
 back what the trainer keeps itself (the iteration, the best score, the
 history, the EMA's weights). A fresh run in a folder holding an earlier run's
-``iter_N`` checkpoints removes them first (:func:`clear_earlier_run`).
+``iter_N`` checkpoints removes them first (:func:`clear_earlier_run`). A run
+stopped with Ctrl-C names the command that resumes it (:func:`report_interruption`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..errors import ConfigError
 from . import checkpoint as ckpt
 from .rng import set_rng_state
 
-__all__ = ["Resumed", "resume", "clear_earlier_run"]
+__all__ = ["Resumed", "resume", "clear_earlier_run", "report_interruption"]
 
 
 @dataclass
@@ -76,3 +77,19 @@ def clear_earlier_run(out: Path, log: logging.Logger) -> None:
             "instead, set Train.resume_path=%s", out, ", ".join(p.name for _, p in stale), stale[-1][1],
         )
         ckpt.prune_checkpoints(out, 0)
+
+
+def report_interruption(out: Path, config_file: Path, at_iter: Optional[int], total: int, log: logging.Logger) -> None:
+    """Log (train.log and stderr) where an interrupted run stopped and the ``segzoo train`` line that resumes it."""
+    at = "before its first iteration" if at_iter is None else f"at iteration {at_iter}/{total}"
+    found = ckpt.list_checkpoints(out)
+    if not found:
+        log.warning("training interrupted (Ctrl-C) %s, before its first checkpoint: nothing to resume; "
+                    "run the same command again to start over", at)
+        return
+    done, newest = found[-1]
+    if done >= total:
+        log.warning("training interrupted (Ctrl-C) after its last iteration; %s holds the final weights", newest)
+        return
+    log.warning("training interrupted (Ctrl-C) %s; the newest checkpoint is %s (iteration %d). Resume with:\n"
+                "  segzoo train -c %s -o Train.resume_path=%s", at, newest, done, config_file, newest)

@@ -58,6 +58,7 @@ from ..config import SegzooConfig, dump_config, load_config, model_config_for, r
 from ..device import parse_device, set_device
 from ..errors import ConfigError, DatasetError, SegzooError
 from ..models import build_from_config
+from ..noise import quiet_training
 from ..registry import get_registry
 from . import checkpoint as ckpt
 from .data import TrainSamples, build_train_loader, raise_batch_error
@@ -68,7 +69,7 @@ from .init_weights import load_initial_weights
 from .metrics import compute_metrics, format_table
 from .optim import build_optimizer, build_scheduler
 from .plots import curves_png
-from .resume import clear_earlier_run, resume
+from .resume import clear_earlier_run, report_interruption, resume
 from .results import CONFIG_FILE, CURVES_PNG, write_result
 from .rng import rng_state, seed_all
 from .trainlog import close_log, log, open_log
@@ -124,6 +125,8 @@ class Trainer:
         self.ema = None  # a WeightsEMA with Train.ema (rank 0 only)
         self.ema_miou: Optional[float] = None  # the EMA's mIoU at the last evaluation
         self._handlers: list = []  # the training log's, on rank 0
+        self._iter: Optional[int] = None  # the last iteration done (for the message of an interruption)
+        self._bar = None  # the training progress bar while it runs
 
     # -- set-up --------------------------------------------------------------------------
     def _setup_distributed(self):
@@ -289,6 +292,12 @@ class Trainer:
                 )
             result = self._loop(net, loader, start)
             return result
+        except KeyboardInterrupt:  # Ctrl-C: train.log and stderr say where the run stopped and how to resume it
+            if self.is_main:
+                if self._bar is not None:
+                    self._bar.close()
+                report_interruption(self.out, self.out / CONFIG_FILE, self._iter, self.total, log)
+            raise
         finally:
             if self.is_main:
                 close_log(self._handlers)
@@ -300,8 +309,9 @@ class Trainer:
 
         registry = get_registry()
         t = self.cfg.Train
-        bar = tqdm(total=self.total, initial=start, desc=f"train {self.name}", file=sys.stderr,
-                   disable=not (self.progress and self.is_main), dynamic_ncols=True)
+        bar = self._bar = tqdm(total=self.total, initial=start, desc=f"train {self.name}", file=sys.stderr,
+                               disable=not (self.progress and self.is_main), dynamic_ncols=True)
+        quiet_training()  # batch norm's "we now always track global mean and variance" at every step
         seen: list = []
         window_loss, window_n, window_t0 = 0.0, 0, time.perf_counter()
         it = start
@@ -335,11 +345,12 @@ class Trainer:
                 )
             window_loss += loss_value
             window_n += 1
-            bar.update(1)
-            if self.is_main:
+            self._iter = it
+            if self.is_main:  # before update(), which draws it: the bar shows this iteration's loss
                 rate = bar.format_dict.get("rate") or 0.0  # iterations per second
                 bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", img_s=f"{t.batch_size * self.world * rate:.1f}",
                                 refresh=False)
+            bar.update(1)
             if it % t.log_interval == 0 or it == self.total:
                 elapsed = time.perf_counter() - window_t0
                 mean_loss = window_loss / max(window_n, 1)

@@ -116,3 +116,15 @@ def test_table_lists_every_class_under_the_summary():
     assert lines[0].startswith("mIoU: ")
     assert any("| bg" in ln and "75.00" in ln for ln in lines)  # IoU of bg = 3/4
     assert any("| fg" in ln and "80.00" in ln for ln in lines)  # IoU of fg = 4/5
+
+
+def test_an_undefined_cell_prints_a_dash_and_the_table_says_why_once():
+    # class 1 is labelled but never predicted: its Precision is 0/0; class 2 appears nowhere
+    r = compute_metrics(np.array([[3, 0, 0], [2, 0, 0], [0, 0, 0]]))
+    text = format_table(r, ["bg", "fg", "none"])
+    assert "nan" not in text.lower()
+    fg = next(ln for ln in text.splitlines() if ln.startswith("| fg"))
+    assert [c.strip() for c in fg.strip("|").split("|")] == ["fg", "0.00", "0.00", "–", "0.00", "0.00"]
+    assert text.count("Precision of a class never predicted") == 1
+    assert text.splitlines()[-1].startswith("–: undefined")
+    assert "undefined" not in format_table(compute_metrics(np.array([[3, 1], [0, 4]])), ["bg", "fg"])
