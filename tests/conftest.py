@@ -9,6 +9,10 @@
   server and point it there.
 * ``SEGZOO_OFFLINE`` and ``SEGZOO_MODEL_MIRROR`` of the developer's shell are
   removed.
+* ``SEGZOO_PRECISION=fp32``: the openvino engine runs fp32 when no precision is
+  asked for, as the tests that compare it with dygraph expect, instead of
+  measuring bf16's agreement once per set of weights (a few seconds each);
+  ``tests/inference/test_int8_precision.py`` removes it to test that rule.
 
 The variables are set in ``os.environ``, so subprocesses started by tests
 inherit them.
@@ -31,6 +35,7 @@ def _isolated_caches_and_network(tmp_path_factory):
         "SEGZOO_HOME": str(root / "segzoo_home"),
         "PADDLE_PDX_CACHE_HOME": str(root / "paddlex_home"),
         "SEGZOO_MODEL_BASE_URL": DEAD_BASE_URL,
+        "SEGZOO_PRECISION": "fp32",
     }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in values.items():

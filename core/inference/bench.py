@@ -20,7 +20,9 @@ The model runs with seeded random weights (nothing is downloaded) unless
 ``paddle``, ``onnxruntime`` and ``openvino`` run an export of the same weights (made once,
 before the workers start; a model whose card says ``onnx_static_hw`` gets one
 fixed-shape export per size for ONNX Runtime, as one would deploy it).
-``ENGINE:PRECISION`` (``openvino:bf16``) runs an engine in another precision;
+``ENGINE:PRECISION`` (``openvino:bf16``) runs an engine in another precision
+(``openvino:int8``: a model quantized here by NNCF on drawn images, see
+:func:`int8_export`); the table labels what really ran;
 the table's ``agree %`` column is each engine's share of pixels equal to the
 first engine's mask (dygraph by default), which shows what bf16 costs.
 
@@ -57,6 +59,8 @@ from .sizes import ceil_to
 
 DEFAULT_ENGINES = ("dygraph", "paddle", "onnxruntime", "openvino", "openvino:bf16")
 DEFAULT_SIZES = ("512x512", "1024x512")
+#: drawn images the benchmark calibrates its INT8 model on (``openvino:int8``)
+INT8_CALIBRATION = 16
 
 
 # -- helpers shared with benchmarks/run.py ------------------------------------------------------------
@@ -205,8 +209,18 @@ def segzoo_worker(spec: dict) -> dict:
 
     _save_mask(spec.get("mask_out"), one(spec["image"]))
     result = measure(one, spec["image"], spec["repeat"], spec["warmup"], directory, spec.get("images_dir"))
-    result.update(load_s=load_s, engine_used=model.engine.name)
+    result.update(load_s=load_s, engine_used=engine_label(model.engine))
     return result
+
+
+def engine_label(engine) -> str:
+    """What really ran: ``openvino``, ``openvino:bf16``, ``openvino:int8`` (fp32 is left unsaid)."""
+    precision = getattr(engine, "precision", None)
+    return engine.name if precision in (None, "fp32") else f"{engine.name}:{precision}"
+
+
+def _asked(engine: str) -> str:
+    return engine[: -len(":fp32")] if engine.endswith(":fp32") else engine
 
 
 # -- segzoo benchmark -------------------------------------------------------------------------------
@@ -276,6 +290,34 @@ def prepare_sources(model_name: str, engines: list, sizes: list, work: Path, mod
     return sources
 
 
+def int8_export(model_name: str, export_dir: str, work: Path, size: tuple[int, int], threads: int) -> str:
+    """A copy of ``export_dir`` carrying an INT8 model quantized by NNCF on drawn images of ``size`` (once)."""
+    import shutil
+
+    import cv2
+
+    from .create import create_model
+    from .int8 import CARRIED, network_input, quantize_onnx
+    from .precision import cpu_flags, overflow_fix_for
+
+    out = work / "export_int8"
+    out.mkdir(parents=True, exist_ok=True)
+    for path in Path(export_dir).iterdir():
+        if path.is_file() and path.name.startswith("inference."):
+            shutil.copy2(path, out / path.name)
+    fp32 = create_model(model_name, model_dir=export_dir, engine="openvino", device="cpu",
+                        engine_options={"precision": "fp32", "cpu_threads": threads})
+    if getattr(fp32.engine, "per_size", True):
+        raise ConfigError(f"{model_name} converts to ONNX per input size, which INT8 does not quantize")
+    files = write_images(work / "int8_calibration", size, INT8_CALIBRATION, seed=3)
+    fix, why = overflow_fix_for(cpu_flags())
+    print(f"  quantizing {model_name} to INT8 on {len(files)} drawn images (overflow fix {fix}) ...", file=sys.stderr)
+    samples = [network_input(fp32, cv2.imread(str(p))) for p in files]
+    quantize_onnx(fp32.engine.model_for(None), samples, len(samples), fix, out / CARRIED,
+                  {"model": model_name, "outputs": fp32.engine.outputs, "overflow_fix_why": why})
+    return str(out)
+
+
 def run(args) -> int:
     """``segzoo benchmark``: measure, print the table, exit 1 if a measurement failed."""
 
@@ -320,8 +362,11 @@ def _measure_all(card, engines, sizes, work: Path, args, threads: int) -> list:
         for engine in engines:
             name, _, precision = engine.partition(":")
             mask = work / f"mask_{name}_{precision or 'fp32'}_{size[0]}x{size[1]}.npy"
+            source = sources[(name, size)]
+            if precision == "int8":  # an exported folder that carries its INT8 model, quantized here once
+                source = sources.setdefault(("int8", None), int8_export(card.name, source, work, sizes[0], threads))
             spec = {"kind": "segzoo", "model": card.name, "engine": name, "precision": precision or None,
-                    "model_dir": sources[(name, size)], "image": str(image), "images_dir": images_dir,
+                    "model_dir": source, "image": str(image), "images_dir": images_dir,
                     "repeat": args.repeat, "warmup": args.warmup, "threads": threads, "mask_out": str(mask)}
             print(f"  {engine} {size[0]}x{size[1]} ...", file=sys.stderr)
             res = run_worker(spec)
@@ -344,8 +389,7 @@ def _print_table(card, rows: list, args, threads: int) -> None:
         if "error" in r:
             table.add_row([r["engine"], r["size"], r["error"][:60], "-", "-", "-", "-", "-"])
             continue
-        base = r["engine"].split(":")[0]
-        used = r["engine"] if r.get("engine_used") == base else f"{r['engine']} ({r.get('engine_used')})"
+        used = r["engine"] if r.get("engine_used") == _asked(r["engine"]) else f"{r['engine']} ({r.get('engine_used')})"
         agree = f"{100 * r['agree']:.2f}" if r.get("agree") is not None else "-"
         table.add_row([used, r["size"], f"{1000 * r['latency_s']:.1f}", _f(r.get("throughput_ips")),
                        _f(r.get("throughput_serial_ips")), f"{r['peak_rss_mb']:.0f}", f"{r['load_s']:.1f}", agree])
@@ -353,7 +397,11 @@ def _print_table(card, rows: list, args, threads: int) -> None:
     print(table)
     weights = f"weights from {args.model_dir}" if args.model_dir else "random seeded weights"
     print(f"{card.name}, {threads} threads, {weights}; latency = median of {args.repeat} after {args.warmup} "
-          "warm-up (read + pre-process + infer + post-process); agree % = pixels equal to the first engine's mask")
+          "warm-up (read + pre-process + infer + post-process); agree % = pixels equal to the first engine's mask; "
+          "(in brackets) what ran where it is not what was asked")
+    if any(r["engine"].endswith(":int8") for r in rows):
+        print(f"openvino:int8 = the model quantized here by NNCF, calibrated on {INT8_CALIBRATION} drawn-shape images "
+              "of the first size (its speed; its accuracy on your data: segzoo quantize)")
 
 
 def _f(value) -> str:

@@ -31,8 +31,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+import numpy as np
+
 from ..errors import ConfigError, DependencyError
 from ..fileio import replace_dir, write_json
+from .engine_table import Engine
 from .export_cache import _key, _lock, _safe, _touch, exports_cache, file_digest, layer_digest, prune_cache
 
 log = logging.getLogger("segzoo")
@@ -117,6 +120,35 @@ def find_int8(model_name: str, source: Any, layer: Any = None) -> tuple[Path, di
 def keep_int8(identity: str, entry: Path) -> None:
     """Make ``entry`` the INT8 model that ``precision="int8"`` runs for the weights of ``identity``."""
     write_json(pointer_path(identity), {"entry": entry.name})
+
+
+class _Captured(Exception):
+    def __init__(self, batch):
+        super().__init__("captured")
+        self.batch = batch
+
+
+class _Capture(Engine):
+    """Stands in for the engine to catch the network input the predictor prepared."""
+
+    def __init__(self, outputs: str):
+        self.outputs = outputs
+
+    def run(self, batch):
+        raise _Captured(np.array(batch, dtype=np.float32, copy=True))
+
+
+def network_input(predictor, image: np.ndarray) -> np.ndarray:
+    """The ``1×3×H×W`` input ``predictor`` feeds its engine for ``image`` (resized, normalised, padded)."""
+    engine = predictor.engine
+    predictor.engine = _Capture(engine.outputs)
+    try:
+        predictor.predict_arrays([image])
+    except _Captured as got:
+        return got.batch
+    finally:
+        predictor.engine = engine
+    raise ConfigError("the predictor fed no input to its engine")  # pragma: no cover
 
 
 def import_nncf():

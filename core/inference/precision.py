@@ -165,6 +165,8 @@ def default_precision(model_name: str, onnx_path: Path, preprocess, size_divisor
     """
     forced = os.environ.get("SEGZOO_PRECISION")
     if forced:
+        if forced not in ("fp32", "bf16"):
+            raise ConfigError(f"SEGZOO_PRECISION={forced!r}: use fp32 or bf16 (int8: --precision int8)")
         return forced, f"$SEGZOO_PRECISION={forced}"
     caps = cpu_capabilities()
     if "BF16" not in caps:

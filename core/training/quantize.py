@@ -39,9 +39,8 @@ import numpy as np
 
 from ..errors import ConfigError, DatasetError, InputError
 from ..fileio import check_output_dir, write_json
-from ..inference.engine_table import Engine
-from ..inference.int8 import (MODEL_XML, carry, entry_dir, import_nncf, keep_int8, quantize_onnx, read_meta,
-                              remove_entry, weights_identity)
+from ..inference.int8 import (MODEL_XML, carry, entry_dir, import_nncf, keep_int8, network_input, quantize_onnx,
+                              read_meta, remove_entry, weights_identity)
 from ..inference.precision import cpu_flags, cpu_name, overflow_fix_for
 
 log = logging.getLogger("segzoo")
@@ -49,35 +48,6 @@ log = logging.getLogger("segzoo")
 OVERFLOW_FIXES = ("auto", "disable", "first_layer_only", "enable")
 #: val images timed for the speed-up (after the evaluation pass compiled their shapes)
 TIMED_IMAGES = 20
-
-
-class _Captured(Exception):
-    def __init__(self, batch):
-        super().__init__("captured")
-        self.batch = batch
-
-
-class _Capture(Engine):
-    """Stands in for the engine to catch the network input the predictor prepared."""
-
-    def __init__(self, outputs: str):
-        self.outputs = outputs
-
-    def run(self, batch):
-        raise _Captured(np.array(batch, dtype=np.float32, copy=True))
-
-
-def network_input(predictor, image: np.ndarray) -> np.ndarray:
-    """The ``1×3×H×W`` input ``predictor`` feeds its engine for ``image`` (resized, normalised, padded)."""
-    engine = predictor.engine
-    predictor.engine = _Capture(engine.outputs)
-    try:
-        predictor.predict_arrays([image])
-    except _Captured as got:
-        return got.batch
-    finally:
-        predictor.engine = engine
-    raise ConfigError("the predictor fed no input to its engine")  # pragma: no cover
 
 
 # -- the calibration and validation images -------------------------------------------------------------
