@@ -160,7 +160,11 @@ def run_predict(args) -> int:
         inputs = [str(image)]
     else:
         if not args.input:
-            raise ConfigError("give the images to predict with --input PATH... (files, directories, PDFs or URLs)")
+            raise ConfigError("give the images to predict: segzoo predict PATH... or --input PATH... (files, "
+                              "directories, PDFs or URLs)")
+        if args.model is None and args.model_dir is None:
+            raise ConfigError("give the model: --model NAME (see `segzoo list-models`) or --model-dir DIR; "
+                              "`segzoo predict` with no inputs runs the built-in demo")
         overrides = {}
         if args.num_classes is not None:
             overrides["num_classes"] = args.num_classes

@@ -108,7 +108,7 @@ def test_predict_command_errors_are_one_line(tiny, tmp_path, capsys, make_image,
     cases = [
         (["predict", "--model", tiny.name, "--model-dir", str(tiny.weights), "--input", str(tmp_path / "none.png")],
          "none.png does not exist"),
-        (["predict", "--model", tiny.name, "--model-dir", str(tiny.weights)], "give the images to predict with --input"),
+        (["predict", "--model", tiny.name, "--model-dir", str(tiny.weights)], "give the images to predict: segzoo predict PATH"),
         (["predict", "--model", "PP-LiteSeg-T", "--model-dir", str(tiny.export_dir), "--input", x],
          "Global.model_name is 'SeaFormer_tiny'"),
         (["predict", "--model", tiny.name, "--model-dir", str(tiny.weights), "--input", x, "--target-size", "0"],
@@ -203,6 +203,8 @@ def test_predict_takes_positional_inputs_and_skip_errors_goes_on(tiny, make_imag
     common = ["--model", tiny.name, "--model-dir", str(tiny.weights), "--engine", "dygraph", "--device", "cpu",
               "--batch-size", "2"]
 
+    assert main(["predict", str(single), "--output", str(tmp_path / "one")]) == 2  # inputs, but no model
+    assert "give the model: --model NAME" in capsys.readouterr().err
     assert main(["predict", str(single), *common, "--output", str(tmp_path / "one")]) == 0
     assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["e_overlay.png", "e_res.json", "e_res.png"]
     capsys.readouterr()
