@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--num-classes", type=int, help="class count of the weights (read from them when left out)")
     g.add_argument("--device", help="cpu, gpu or gpu:0 (default: a GPU when there is one)")
     g.add_argument("--engine", help=engine_help())  # from the engine table: it cannot drift from the code
+    g.add_argument("--precision", choices=["fp32", "bf16", "int8"],
+                   help="openvino engine: bf16 (CPUs with native bf16), int8 (the model `segzoo quantize` made of "
+                   "these weights); default as in segzoo predict")
     g = p.add_argument_group("server")
     g.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     g.add_argument("--port", type=int, default=8080)
@@ -73,6 +76,7 @@ def settings_from_args(args) -> ServeSettings:
         num_classes=args.num_classes,
         device=args.device,
         engine=args.engine,
+        precision=args.precision,
         host=args.host,
         port=args.port,
         workers=args.workers,

@@ -32,17 +32,21 @@ def setup_logging(level: str = "info") -> None:
     log.propagate = False
 
 
+def _engine_options(settings: ServeSettings) -> "dict | None":
+    return {"precision": settings.precision} if settings.precision else None
+
+
 def load_predictor(settings: ServeSettings):
     """The predictor the settings describe; the built-in demo when neither model nor model_dir is set."""
     start = time.perf_counter()
     if settings.model is None and settings.model_dir is None:
-        if settings.engine is None:
+        if settings.engine is None and settings.precision is None:
             predictor, _ = load_demo(device=settings.device)
         else:
             info = read_demo_yml()
             predictor = create_model(
                 info["model_name"], model_dir=info["weights"], device=settings.device, engine=settings.engine,
-                num_classes=int(info["num_classes"]),
+                num_classes=int(info["num_classes"]), engine_options=_engine_options(settings),
             )
         what = f"the built-in demo ({predictor.model_name})"
     else:
@@ -51,7 +55,7 @@ def load_predictor(settings: ServeSettings):
             warnings.simplefilter("always", RandomWeightsWarning)
             predictor = create_model(
                 settings.model, model_dir=settings.model_dir, device=settings.device, engine=settings.engine,
-                target_size=settings.target_size, **overrides,
+                target_size=settings.target_size, engine_options=_engine_options(settings), **overrides,
             )
         for w in caught:
             if issubclass(w.category, RandomWeightsWarning):

@@ -30,6 +30,8 @@ class ServeSettings(BaseModel):
     num_classes: Optional[int] = Field(None, ge=1, description="class count of the weights (read from them if absent)")
     device: Optional[str] = Field(None, description="cpu, gpu or gpu:0 (default: a GPU when there is one)")
     engine: Optional[str] = Field(None, description="dygraph, paddle, onnxruntime or auto")
+    precision: Optional[str] = Field(None, pattern="^(fp32|bf16|int8)$",
+                                     description="openvino engine: fp32, bf16 or int8 (the model segzoo quantize made)")
     target_size: Optional[Union[int, tuple[int, int]]] = Field(
         None, description="targetSize of requests that send none (a pipeline config's target_size)"
     )

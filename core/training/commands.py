@@ -84,6 +84,9 @@ def run_train(args) -> int:
 def add_arguments_evaluate(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
     p.add_argument("-w", "--weights", help="shortcut for -o Evaluate.weight_path=PATH")
+    p.add_argument("--precision", choices=["fp32", "bf16", "int8"],
+                   help="run the weights on the openvino engine in this precision (int8: the model `segzoo quantize` "
+                   "made of them)")
     p.epilog = "example: segzoo evaluate -c cfg.yaml -o Evaluate.weight_path=output/best_model/model.pdparams"
 
 
@@ -94,7 +97,8 @@ def run_evaluate(args) -> int:
         args.overrides = list(args.overrides or []) + [f"Evaluate.weight_path={args.weights}"]
     cfg = load_from_args(args, "evaluate")
     with keys_for_config():
-        result = evaluate_config(cfg, progress=not args.no_progress, explicit=explicit_keys(_overrides(args)))
+        result = evaluate_config(cfg, progress=not args.no_progress, explicit=explicit_keys(_overrides(args)),
+                                 precision=args.precision)
     print(f"wrote {Path(cfg.Global.output) / 'evaluate_result.json'} (mIoU {result['metrics']['mIoU']})")
     return 0
 

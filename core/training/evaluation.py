@@ -42,7 +42,7 @@ log = logging.getLogger("segzoo.train")
 
 
 def _label_maps(model_name: str, model_config, layer, engine: Optional[str] = None,
-                device: Optional[str] = None) -> Callable[[list], list]:
+                device: Optional[str] = None, engine_options: Optional[dict] = None) -> Callable[[list], list]:
     """A function from a list of BGR images to their predicted label maps (``H×W``, at each image's size).
 
     ``engine`` ``None`` or ``"dygraph"`` runs ``layer`` itself (the trainer's
@@ -55,6 +55,7 @@ def _label_maps(model_name: str, model_config, layer, engine: Optional[str] = No
         source = ModelSource("weights")
         spec = engine_spec(engine, source.kind)
         options = {"layer": layer, "output_op": "argmax"} if "output_op" in spec.options else {"layer": layer}
+        options.update(engine_options or {})  # e.g. {"precision": "int8"}: the model `segzoo quantize` made
         predictor = Predictor(model_name, model_config, spec.factory(model_name, model_config, source, device, options),
                               source, layer=layer)
 
@@ -75,6 +76,7 @@ def evaluate_layer(
     desc: str = "evaluate",
     engine: Optional[str] = None,
     device: Optional[str] = None,
+    engine_options: Optional[dict] = None,
 ) -> ConfusionMatrix:
     """The confusion matrix of ``layer`` (in eval mode) over ``dataset`` (a ``SegDataset``).
 
@@ -86,7 +88,7 @@ def evaluate_layer(
     cm = ConfusionMatrix(nc, model_config.ignore_index)
     was_training = layer.training
     layer.eval()
-    predict = _label_maps(model_name, model_config, layer, engine, device)
+    predict = _label_maps(model_name, model_config, layer, engine, device, engine_options)
     try:
         from tqdm import tqdm
 
@@ -145,6 +147,7 @@ def evaluate(
     verbose: bool = True,
     explicit: Optional[Collection[str]] = None,
     engine: Optional[str] = None,
+    precision: Optional[str] = None,
 ) -> dict:
     """Evaluate a model on a split of a SegDataset; write the results; return them.
 
@@ -169,6 +172,8 @@ def evaluate(
             ``create_model`` would pick (ONNX Runtime on the CPU for models
             that convert), ``"dygraph"`` for the reference. A ``layer`` given
             in memory runs on dygraph unless an engine is named.
+        precision: the openvino engine's precision (``"fp32"``, ``"bf16"``,
+            ``"int8"``: the model ``segzoo quantize`` made of these weights).
 
     Returns: the dict written to ``evaluate_result.json``: ``metrics``
     (``mIoU``, ``Acc``, ``mAcc``, ``Kappa``, ``Dice``, ``class_*`` lists;
@@ -205,10 +210,12 @@ def evaluate(
             )
     else:
         cfg = registry.config(model_name, overrides)
-    if engine is None and weights is not None:
+    if precision is not None:
+        engine = engine or "openvino"
+    elif engine is None and weights is not None:
         engine = default_engine("weights", model_name, device)
     cm = evaluate_layer(model_name, cfg, layer, dataset, cfg.num_classes, progress=progress, engine=engine,
-                        device=device)
+                        device=device, engine_options={"precision": precision} if precision else None)
     metrics = compute_metrics(cm.matrix)
     names = list(class_names or dataset.class_names or [])
     result = {
@@ -217,7 +224,7 @@ def evaluate(
         "weight_path": str(weights) if weights is not None else None,
         "dataset_dir": str(dataset_dir),
         "split": split,
-        "engine": engine or "dygraph",
+        "engine": (engine or "dygraph") + (f":{precision}" if precision else ""),
         "samples": len(dataset),
         "num_classes": cfg.num_classes,
         "ignore_index": cfg.ignore_index,
@@ -239,7 +246,7 @@ def evaluate(
     return result
 
 
-def evaluate_config(cfg, progress: bool = True, explicit: Collection[str] = ()) -> dict:
+def evaluate_config(cfg, progress: bool = True, explicit: Collection[str] = (), precision: Optional[str] = None) -> dict:
     """``Global.mode=evaluate`` of a validated config: ``Evaluate.weight_path`` (else the run's best) on the val split.
 
     ``explicit``: the ``Section.key`` names the caller set on purpose (the ``-o``
@@ -256,6 +263,7 @@ def evaluate_config(cfg, progress: bool = True, explicit: Collection[str] = ()) 
         output_dir=cfg.output_dir,
         device=cfg.Global.device,
         progress=progress,
+        precision=precision,
     )
 
 

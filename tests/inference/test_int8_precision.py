@@ -32,7 +32,10 @@ from segzoo.inference.precision import (
     overflow_fix_for,
     verdict_dir,
 )
-from segzoo.training.quantize import quantize
+from segzoo.inference.bench import engine_label
+from segzoo.serving.server import load_predictor
+from segzoo.serving.settings import ServeSettings
+from segzoo.training.evaluation import evaluate
 
 #: what OpenVINO's CPU plugin reports on an AVX2-only AMD EPYC (Zen 3), from issue 28
 AVX2_CAPABILITIES = ("FP32", "INT8", "BIN")
@@ -88,6 +91,13 @@ def test_quantize_demo_keeps_accuracy_reuses_cache_and_runs(home, shapes, tmp_pa
     for model in (int8, carried):
         got = model.predict_arrays([image])[0]
         assert float((got == want).mean()) >= 0.98 and len(np.unique(got)) >= 3
+
+    # ... and in evaluate, serve and benchmark, which labels what ran
+    result = evaluate("SeaFormer_tiny", shapes, WEIGHTS, precision="int8", verbose=False, progress=False)
+    assert result["engine"] == "openvino:int8"
+    assert abs(100 * result["metrics"]["mIoU"] - report["miou_int8"]) < 0.01
+    served = load_predictor(ServeSettings(model="SeaFormer_tiny", model_dir=str(WEIGHTS), precision="int8"))
+    assert engine_label(served.engine) == "openvino:int8" and engine_label(fp32.engine) == "openvino"
 
     # another calibration set (a folder of images) is another cache entry
     folder = tmp_path / "calib"
