@@ -290,6 +290,7 @@ def create_pipeline(
     device: Optional[str] = None,
     engine: Optional[str] = None,
     *,
+    pp_option: Any = None,
     use_hpip: Optional[bool] = None,
     hpi_config: Optional[dict] = None,
     **model_options: Any,
@@ -298,11 +299,15 @@ def create_pipeline(
 
     With both, ``config`` wins and its ``pipeline_name`` must be ``pipeline`` (as in PaddleX).
     ``device`` and ``engine`` are :func:`~segzoo.inference.create.create_model`'s, and so are
-    ``model_options`` (``engine_options=``, ``pixel_limit=``...). ``use_hpip`` and
+    ``model_options`` (``engine_options=``, ``pixel_limit=``...); PaddleX's ``pp_option`` object has no
+    meaning here (an error says what to give instead). ``use_hpip`` and
     ``hpi_config`` are accepted for PaddleX's code and change nothing: segzoo's default
     engine already is its fast path.
     """
     del use_hpip, hpi_config
+    if pp_option is not None:
+        raise ConfigError("create_pipeline: pp_option is PaddleX's Paddle Inference options object; here give "
+                          "engine=\"paddle\" and engine_options={\"cpu_threads\": 4, ...} (see create_model)")
     if pipeline is None and config is None:
         raise ConfigError("create_pipeline: give pipeline=\"semantic_segmentation\" (or a YAML path) or config=...")
     if config is not None:

@@ -92,7 +92,7 @@ def test_paddlex_documented_yaml_runs_unchanged_and_equals_create_model(official
         assert all(np.array_equal(a, b) for a, b in zip(small, expected_small))
 
     # the results are SegResults, with PaddleX's print/save methods
-    (res,) = list(segzoo.create_pipeline(config=str(yaml_path)).predict(inputs[1]))
+    (res,) = list(pipeline.predict(inputs[1]))
     res.save_to_json(tmp_path / "out")
     saved = json.loads((tmp_path / "out" / "arc_res.json").read_text())
     assert np.array_equal(np.asarray(saved["res"]["pred"]), expected[1])
@@ -163,6 +163,8 @@ def test_unknown_pipeline_names_and_missing_files(tmp_path, capsys):
         segzoo.create_pipeline(config=tmp_path / "missing.yaml")
     with pytest.raises(segzoo.ConfigError, match="give pipeline=.*or config="):
         segzoo.create_pipeline()
+    with pytest.raises(segzoo.ConfigError, match="engine_options="):
+        segzoo.create_pipeline("semantic_segmentation", pp_option=object())
     assert main(["config", "--pipeline", "semantic_segmentaton"]) == 2
     assert "did you mean semantic_segmentation?" in capsys.readouterr().err
     assert main(["config"]) == 2
