@@ -27,6 +27,7 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .models import build_model
+from .noise import install as _quiet_paddle_import
 from .paths import cache_dir
 from .plugin import ModelPlugin
 from .registry import (
@@ -39,6 +40,9 @@ from .registry import (
 )
 
 from ._version import __version__
+
+# Paddle's import-time noise (ccache, OMP_NUM_THREADS) is silenced where it is raised: see segzoo.noise
+_quiet_paddle_import()
 
 __all__ = [
     "ConfigError",

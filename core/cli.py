@@ -80,8 +80,6 @@ def _parse(parser: argparse.ArgumentParser, argv: list) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # paddle warns on import that ccache (for building C++ extensions) is missing: noise for a CLI user
-    warnings.filterwarnings("ignore", message="No ccache found")
     try:
         check_override_spacing(argv)  # `-o Global.dataset_dir my_data`: say where the `=` goes
     except SegzooError as exc:

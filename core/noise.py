@@ -126,6 +126,7 @@ class _QuietLoader(importlib.abc.Loader):
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
+        _uninstall()  # paddle is being imported: the finder's work is done
         module.__loader__ = self.loader
         if getattr(module, "__spec__", None) is not None:
             module.__spec__.loader = self.loader
@@ -134,14 +135,13 @@ class _QuietLoader(importlib.abc.Loader):
 
 
 class _PaddleFinder(importlib.abc.MetaPathFinder):
-    """Finds ``paddle`` through the other finders and hands it a :class:`_QuietLoader`, once."""
+    """Finds ``paddle`` through the other finders and hands it a :class:`_QuietLoader` (until it is imported)."""
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname != "paddle":
             return None
-        _uninstall()
         for finder in list(sys.meta_path):
-            find = getattr(finder, "find_spec", None)
+            find = getattr(finder, "find_spec", None) if finder is not self else None
             spec = find(fullname, path, target) if find is not None else None
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):

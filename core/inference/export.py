@@ -33,6 +33,7 @@ from .._version import __version__
 from ..errors import ConfigError, ExportError
 from ..fileio import atomic_write, check_output_dir, replace_dir
 from ..models import build_with_weights
+from ..noise import quiet_export
 from ..registry import get_registry
 
 OUTPUT_OPS = ("argmax", "softmax", "none")
@@ -166,8 +167,9 @@ def export_model(
         wrapper.eval()
         spec = [paddle.static.InputSpec(shape=shape, dtype="float32", name="x")]
         try:
-            static = paddle.jit.to_static(wrapper, input_spec=spec, full_graph=True)
-            paddle.jit.save(static, str(tmp / "inference"))
+            with quiet_export():  # without Paddle's "PIR not support input out tensor" line
+                static = paddle.jit.to_static(wrapper, input_spec=spec, full_graph=True)
+                paddle.jit.save(static, str(tmp / "inference"))
         except Exception as exc:
             raise ExportError(
                 f"{model_name} failed to export with input {shape}: {paddle_error_summary(exc)}. If the "

@@ -9,7 +9,6 @@ is the line :func:`segzoo.training.distributed.launch` reports.
 
 import argparse
 import sys
-import warnings
 
 from segzoo.cliopts import run_command
 from segzoo.training.commands import add_arguments_train, run_train
@@ -20,7 +19,6 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
         argv = argv[1:]
-    warnings.filterwarnings("ignore", message="No ccache found")
     parser = argparse.ArgumentParser(prog="segzoo train")
     add_arguments_train(parser)
     args = parser.parse_args(argv)
