@@ -10,6 +10,7 @@ uploads the demo picture, waits for the answer and saves a screenshot.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import shutil
 import signal
@@ -65,13 +66,19 @@ def main() -> int:
         driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
         driver.get(url + "/")
         time.sleep(1.0)  # /health fills the header
-        driver.find_element("id", "file").send_keys(str(read_demo_yml()["image"]))
-        for _ in range(600):
-            if driver.execute_script("return document.body.dataset.state") in ("done", "error"):
-                break
-            time.sleep(0.1)
+        for _ in range(2):  # the second answer shows the warm latency (the first compiles the engine for its size)
+            driver.execute_script("document.body.dataset.state = 'idle'")
+            driver.find_element("id", "file").send_keys(str(read_demo_yml()["image"]))
+            for _ in range(600):
+                if driver.execute_script("return document.body.dataset.state") in ("done", "error"):
+                    break
+                time.sleep(0.1)
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(args.output)
+        shot = driver.get_screenshot_as_png()
+        from PIL import Image  # 256 colours: a third of the size, the same picture
+
+        image = Image.open(io.BytesIO(shot)).convert("RGB")
+        image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(args.output, optimize=True)
         print(f"wrote {args.output}")
     finally:
         if driver is not None:
