@@ -115,6 +115,11 @@ def add_arguments_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu-threads", type=int, help=f"{_taking('cpu_threads')} engines: CPU threads")
     p.add_argument("--no-onednn", action="store_true", help=f"{_taking('onednn')} engine: turn oneDNN off on the CPU")
     p.add_argument("--quiet", action="store_true", help="print only the summary line")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="run as a Ray Data job (pip install \"segzoo[ray]\"): alone, on a local Ray runtime; "
+                   "`auto` joins this machine's cluster, HOST:PORT another; inputs may also be globs, list files "
+                   "(.txt) and s3:// folders; inputs whose results exist are skipped, failures go to errors.jsonl")
+    p.add_argument("--overwrite", action="store_true", help="with --ray: predict again the inputs whose results exist")
     p.add_argument("--pipeline", metavar="YAML",
                    help="PaddleX's pipeline: a pipeline YAML (segzoo config --pipeline semantic_segmentation --save "
                    "my.yaml) or the name semantic_segmentation; its model_name, model_dir, batch_size and "
@@ -130,6 +135,10 @@ def _taking(option: str) -> str:
 def run_predict(args) -> int:
     _merge_inputs(args)
     _no_config_form(args)
+    if args.ray is not None:  # the same flags, as a Ray Data job
+        from .raydata import run_predict_ray
+
+        return run_predict_ray(args)
     from tqdm import tqdm
 
     from .inputs import check_inputs
