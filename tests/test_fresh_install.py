@@ -68,6 +68,8 @@ LAZY_THIRD_PARTY = ["paddle2onnx", "onnxruntime", "openvino", "pypdfium2", "http
 OPTIONAL = {
     "pygments": "httpx's command-line client (httpx/__init__.py guards the import)",
     "rich": "httpx's command-line client too; present here because the test extra's import-linter needs it",
+    "socks": "requests' SOCKS proxies (requests/adapters.py guards the import); PySocks is here for the browser extra's selenium",
+    "sniffio": "anyio's async-library detection (guarded); here for the browser extra's selenium (trio)",
 }
 
 
