@@ -114,6 +114,7 @@ STORE_NOTES = {
     "tensorrt": "TensorRT engines",
     "paddleseg": "paddleseg's home (SEG_HOME)",
     "matplotlib": "matplotlib's settings and font cache (MPLCONFIGDIR)",
+    "openvino": "OpenVINO's compiled models (CACHE_DIR)",
 }
 
 
@@ -188,14 +189,23 @@ def _stores() -> list[CacheEntry]:
 
 
 def _clear_store(entry: CacheEntry) -> list[Path]:
-    """Remove a folder of the cache; the exports cache entry by entry, leaving those another process holds."""
+    """Remove a folder of the cache; the exports cache entry by entry, leaving those another process holds.
+
+    The exports cache's dotted folders of facts about its entries (``.precision``'s bf16 verdicts, ``.int8``'s
+    pointers) go too; its work folder (``.work``, where running processes convert) stays.
+    """
+    from .inference import export_cache
     from .inference.export_cache import _lock, exports_cache
 
     if entry.path != exports_cache():
         shutil.rmtree(entry.path, ignore_errors=True)
         return [entry.path]
     removed, busy = [], []
+    work = getattr(export_cache, "WORK_DIR", ".work")
     for path in sorted(entry.path.iterdir()):
+        if path.name.startswith(".") and path.is_dir() and not path.is_symlink() and path.name != work:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
         if path.name.endswith(".lock") or path.name.startswith("."):
             continue
         try:

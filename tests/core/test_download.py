@@ -322,6 +322,9 @@ def test_cache_shows_and_clears_the_exports_and_every_other_folder(hub, capsys):
             pass
     probes_file().parent.mkdir(parents=True)
     probes_file().write_text("{}")
+    (root / ".precision").mkdir()  # facts about the entries go with them; the work folder of running processes stays
+    (root / ".precision" / "v.json").write_text("{}")
+    (root / ".work" / "convert-1-x").mkdir(parents=True)
     capsys.readouterr()
     assert main(["cache"]) == 0
     out = capsys.readouterr().out
@@ -333,11 +336,12 @@ def test_cache_shows_and_clears_the_exports_and_every_other_folder(hub, capsys):
     with FileLock(str(root / "SegFormer-B0-2c3d") + ".lock"):  # another process uses this one: it stays
         assert main(["cache", "clear", "exports"]) == 0
     captured = capsys.readouterr()
-    assert captured.out == f"removed {root / 'PP-LiteSeg-T-0a1b'}\n" and "SegFormer-B0-2c3d" in captured.err
+    assert captured.out == f"removed {root / '.precision'}\nremoved {root / 'PP-LiteSeg-T-0a1b'}\n"
+    assert "SegFormer-B0-2c3d" in captured.err and (root / ".work" / "convert-1-x").is_dir()
     assert main(["cache", "clear", "--all"]) == 0
     assert sorted(capsys.readouterr().out.split()) == sorted(
         ["removed", str(official.models_dir() / MODEL), "removed", str(root / "SegFormer-B0-2c3d"),
          "removed", str(probes_file().parent)])
-    assert official.cache_entries() == [] and _entries(root) == [] and not probes_file().exists()
+    assert official.cache_entries() == [] and _entries(root) == [".work"] and not probes_file().exists()
     assert main(["cache"]) == 0
     assert "0 official models, weights files and datasets, 0 exports: 0 B" in capsys.readouterr().out
