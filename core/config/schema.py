@@ -165,6 +165,9 @@ class TrainConfig(_Section):
     num_processes: int = Field(
         1, gt=0, description="data-parallel processes on the CPU (GPUs: one per id in Global.device)"
     )
+    nnodes: int = Field(1, gt=0, description="machines training together, each running segzoo train with its node_rank")
+    master: Optional[str] = Field(None, description="HOST:PORT of node 0, where the machines meet (with nnodes > 1)")
+    node_rank: int = Field(0, ge=0, description="this machine, 0 .. nnodes-1; node 0 writes checkpoints, logs, results")
     crop_size: Optional[tuple[int, int]] = Field(None, description="training crop (W, H); null: the model's")
     augment: AugmentConfig = AugmentConfig()
     export: bool = Field(True, description="export the best model to best_model/inference at the end")
@@ -174,6 +177,16 @@ class TrainConfig(_Section):
         "iter_N/ and best_model/ (train_result.json's pdema), evaluated at every evaluation; false: none",
     )
     ema_decay: float = Field(0.999, gt=0, lt=1, description="EMA decay (ramped as min(decay, 1 - 1/(iter+1)))")
+
+    @model_validator(mode="after")
+    def _nodes(self):
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank {self.node_rank} must be below nnodes ({self.nnodes}): 0 .. {self.nnodes - 1}")
+        if self.nnodes > 1 and not self.master:
+            raise ValueError(f"nnodes {self.nnodes} needs master: HOST:PORT of node 0 (--master HOST:PORT)")
+        if self.master is not None and not re.fullmatch(r"[^\s:/]+:\d{1,5}", self.master):
+            raise ValueError(f"master {self.master!r} must be HOST:PORT, e.g. 10.0.0.1:8090")
+        return self
 
     @field_validator("crop_size")
     @classmethod

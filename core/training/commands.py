@@ -64,14 +64,23 @@ def load_from_args(args, mode=None):
 # -- train ----------------------------------------------------------------------------------------
 def add_arguments_train(p: argparse.ArgumentParser) -> None:
     add_config_arguments(p)
+    p.add_argument("--nnodes", type=int, help="shortcut for -o Train.nnodes=N: machines training together")
+    p.add_argument("--master", metavar="HOST:PORT", help="shortcut for -o Train.master=HOST:PORT (node 0's address)")
+    p.add_argument("--rank", type=int, help="shortcut for -o Train.node_rank=R: this machine, 0 .. nnodes-1")
     p.epilog = "example: segzoo train -c cfg.yaml -o Global.dataset_dir=data -o Train.epochs_iters=1000"
 
 
 def run_train(args) -> int:
     from . import train
 
+    nodes = [f"Train.{key}={value}" for key, value in
+             (("nnodes", args.nnodes), ("master", args.master), ("node_rank", args.rank)) if value is not None]
+    args.overrides = list(args.overrides or []) + nodes
     cfg = load_from_args(args, "train")
     result = train(cfg, progress=not args.no_progress)
+    if not result and cfg.Train.nnodes > 1 and cfg.Train.node_rank > 0 and not in_launched_process():
+        print(f"done: node {cfg.Train.node_rank} of {cfg.Train.nnodes}; node 0 wrote the checkpoints and "
+              "train_result.json")
     if result and not in_launched_process():
         best = result.get("best_score")
         where = result.get("models", {}).get("best", {}).get("pdparams", "")

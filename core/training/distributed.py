@@ -19,6 +19,19 @@ a SHA-1 of each rank's final trainable parameters (BatchNorm's running
 statistics are not synchronised: each process computes them from its own
 batches, as in PaddleSeg without SyncBatchNorm; rank 0's are saved).
 
+**Several machines.** ``Train.nnodes``, ``Train.master`` and ``Train.node_rank``
+(``segzoo train -c cfg.yaml --nnodes 2 --master HOST:PORT --rank R`` on each
+machine, the same config, R = 0 on the machine at HOST) add ``--nnodes``,
+``--master`` and ``--rank`` to the launcher: the launchers meet at node 0's
+``HOST:PORT`` and start one job whose ranks span the machines (rank 0 is node
+0's first process). Only global rank 0 writes checkpoints, ``train.log`` and
+``train_result.json``, on node 0; the other machines keep only their
+launcher's logs (``<output>/launch``). Every rank records a SHA-1 of its
+weights after each of the first :data:`STEP_DIGESTS` steps (``step_sha1``).
+Resuming works as on one machine, with ``Train.resume_path`` readable at the
+same path on every machine (a shared folder, or node 0's ``iter_N`` copied
+over): every process loads it. The dataset too must be at the same path.
+
 Paddle 3.3.1's CPU build runs this with the Gloo backend (``Global.device=cpu``
 with ``Train.num_processes=2``; on 2 cores it trains 1.6x faster than one
 process, since Paddle's CPU kernels use one thread each), so CI tests the
@@ -40,14 +53,18 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 from ..config import SegzooConfig, dump_config
 from ..device import parse_device, set_device
 from ..errors import ConfigError, SegzooError
 
-__all__ = ["requested_processes", "in_launched_process", "launch", "gather_ranks", "LAUNCH_DIR"]
+__all__ = ["requested_processes", "needs_launch", "in_launched_process", "launch", "gather_ranks", "params_sha1",
+           "LAUNCH_DIR", "STEP_DIGESTS"]
 
 LAUNCH_DIR = "launch"
+#: steps after which each rank records a SHA-1 of its weights (train_result.json's ``step_sha1``)
+STEP_DIGESTS = 8
 
 
 def requested_processes(cfg: SegzooConfig) -> int:
@@ -61,6 +78,11 @@ def requested_processes(cfg: SegzooConfig) -> int:
             )
         return len(ids)
     return cfg.Train.num_processes
+
+
+def needs_launch(cfg: SegzooConfig) -> bool:
+    """Whether ``cfg`` trains in launched processes: several on this machine, or several machines."""
+    return requested_processes(cfg) > 1 or cfg.Train.nnodes > 1
 
 
 def in_launched_process() -> bool:
@@ -107,6 +129,9 @@ def launch(cfg: SegzooConfig, progress: bool = True) -> dict:
     script = Path(__file__).with_name("_launch_main.py")
     cmd = [sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", str(n),
            "--log_dir", str(log_dir), "--max_restart", "0"]
+    nodes = cfg.Train.nnodes
+    if nodes > 1:  # every machine runs this with its own node_rank; node 0's master is where they meet
+        cmd += ["--nnodes", str(nodes), "--master", str(cfg.Train.master), "--rank", str(cfg.Train.node_rank)]
     if kind == "gpu":
         cmd += ["--devices", ",".join(str(i) for i in ids)]
     cmd += [str(script), "train", "-c", str(cfg_path)] + ([] if progress else ["--no-progress"])
@@ -115,8 +140,9 @@ def launch(cfg: SegzooConfig, progress: bool = True) -> dict:
     proc = subprocess.run(cmd, env=env)
     if proc.returncode != 0:
         detail = _last_error(log_dir)
+        where = f"{n} processes" if nodes == 1 else f"{n} process(es) on node {cfg.Train.node_rank} of {nodes}"
         raise SegzooError(
-            f"distributed training ({n} processes) failed with exit status {proc.returncode}"
+            f"distributed training ({where}) failed with exit status {proc.returncode}"
             + (f"; {detail}" if detail else "")
             + f" (the log of each process is in {log_dir}/workerlog.N)"
         )
@@ -124,22 +150,33 @@ def launch(cfg: SegzooConfig, progress: bool = True) -> dict:
     return json.loads(result_path.read_text(encoding="utf-8")) if result_path.is_file() else {}
 
 
-def gather_ranks(model, rank: int, world: int, first_samples: list) -> dict:
-    """``train_result.json``'s ``distributed`` entry: every rank's first samples and a SHA-1 of its final weights.
+def params_sha1(model) -> str:
+    """A SHA-1 of ``model``'s trainable parameters (names and values).
 
     Trainable parameters only: BatchNorm statistics (non-trainable) come from each process's own batches.
     """
     import hashlib
 
     import numpy as np
-    import paddle.distributed as dist
 
     h = hashlib.sha1()
     params = {name: p for name, p in model.named_parameters() if not p.stop_gradient}
     for key in sorted(params):
         h.update(key.encode())
         h.update(np.ascontiguousarray(params[key].numpy()).tobytes())
-    mine = {"rank": rank, "first_samples": first_samples, "params_sha1": h.hexdigest()}
+    return h.hexdigest()
+
+
+def gather_ranks(model, rank: int, world: int, first_samples: list, step_sha1: Optional[list] = None) -> dict:
+    """``train_result.json``'s ``distributed`` entry: every rank's first samples and SHA-1s of its weights.
+
+    ``params_sha1`` after the last step, ``step_sha1`` after each of the first
+    :data:`STEP_DIGESTS` steps (see :func:`params_sha1`).
+    """
+    import paddle.distributed as dist
+
+    mine = {"rank": rank, "first_samples": first_samples, "params_sha1": params_sha1(model),
+            "step_sha1": list(step_sha1 or [])}
     gathered: list = []
     dist.all_gather_object(gathered, mine)
     return {"world_size": world, "ranks": sorted(gathered, key=lambda r: r["rank"])}

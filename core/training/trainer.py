@@ -62,7 +62,7 @@ from ..noise import quiet_training
 from ..registry import get_registry
 from . import checkpoint as ckpt
 from .data import TrainSamples, build_train_loader, raise_batch_error
-from .distributed import gather_ranks, in_launched_process, launch, requested_processes
+from .distributed import STEP_DIGESTS, gather_ranks, in_launched_process, launch, needs_launch, params_sha1
 from .ema import WeightsEMA
 from .evaluation import evaluate_layer
 from .init_weights import load_initial_weights
@@ -101,7 +101,7 @@ def train(
     cfg = _as_config(config, overrides)
     if not cfg.Global.dataset_dir:
         raise ConfigError("Global.dataset_dir: required for training; set -o Global.dataset_dir=DIR")
-    if requested_processes(cfg) > 1 and not in_launched_process():
+    if needs_launch(cfg) and not in_launched_process():
         return launch(cfg, progress=progress)
     return Trainer(cfg, progress=progress).run()
 
@@ -125,6 +125,7 @@ class Trainer:
         self.ema = None  # a WeightsEMA with Train.ema (rank 0 only)
         self.ema_miou: Optional[float] = None  # the EMA's mIoU at the last evaluation
         self._handlers: list = []  # the training log's, on rank 0
+        self.step_sha1: list[str] = []  # with several processes: a SHA-1 of the weights after each first step
         self._iter: Optional[int] = None  # the last iteration done (for the message of an interruption)
         self._bar = None  # the training progress bar while it runs
 
@@ -337,6 +338,8 @@ class Trainer:
             self.scheduler.step()
             if self.ema is not None:
                 self.ema.update(self.model, it)
+            if self.world > 1 and len(self.step_sha1) < STEP_DIGESTS:  # the ranks agree after every step
+                self.step_sha1.append(params_sha1(self.model))
             loss_value = float(loss)
             if not math.isfinite(loss_value) and self.scaler is None:
                 raise ConfigError(
@@ -403,7 +406,7 @@ class Trainer:
     def _finish(self, last_iter: int, seen: list, train_seconds: float) -> dict:
         import paddle.distributed as dist
 
-        dist_info = gather_ranks(self.model, self.rank, self.world, seen) if self.world > 1 else None
+        dist_info = gather_ranks(self.model, self.rank, self.world, seen, self.step_sha1) if self.world > 1 else None
         if not self.is_main:
             dist.barrier()
             return {}
