@@ -35,6 +35,7 @@ from ..fileio import atomic_write, check_output_dir, replace_dir
 from ..models import build_with_weights
 from ..noise import quiet_export
 from ..registry import get_registry
+from .netid import export_record
 
 OUTPUT_OPS = ("argmax", "softmax", "none")
 
@@ -83,8 +84,13 @@ def _input_shape(card, input_shape: Optional[Sequence]) -> list:
     return list(card.export.fixed_input_shape)
 
 
-def deploy_yml(model_name: str, config: Any, input_shape: list, output_op: str) -> dict:
-    """The ``inference.yml`` content (PaddleSeg's ``export.py`` keys, plus ``segzoo:``)."""
+def deploy_yml(model_name: str, config: Any, input_shape: list, output_op: str, record: Optional[dict] = None) -> dict:
+    """The ``inference.yml`` content (PaddleSeg's ``export.py`` keys, plus ``segzoo:``).
+
+    ``record`` (:func:`segzoo.inference.netid.export_record`) names the network
+    the program was exported from, so its ONNX conversion is shared with the
+    same weights given as a ``.pdparams`` file.
+    """
     return {
         "Global": {"model_name": model_name},
         "Deploy": {
@@ -97,7 +103,7 @@ def deploy_yml(model_name: str, config: Any, input_shape: list, output_op: str) 
             "output_op": output_op,
             "output_dtype": "int32" if output_op == "argmax" else "float32",
         },
-        "segzoo": {"num_classes": int(config.num_classes), "version": __version__},
+        "segzoo": {"num_classes": int(config.num_classes), "version": __version__, **(record or {})},
     }
 
 
@@ -181,8 +187,10 @@ def export_model(
                 f"paddle.jit.save wrote {sorted(p.name for p in tmp.iterdir())} instead of inference.json; "
                 "segzoo needs Paddle 3's PIR format (paddlepaddle>=3)"
             )
+        record = export_record(model_name, cfg, layer, tmp / "inference.json", tmp / "inference.pdiparams")
         with atomic_write(tmp / "inference.yml") as fh:
-            yaml.safe_dump(deploy_yml(model_name, cfg, shape, output_op), fh, sort_keys=False, default_flow_style=None)
+            yaml.safe_dump(deploy_yml(model_name, cfg, shape, output_op, record), fh, sort_keys=False,
+                           default_flow_style=None)
         for path in tmp.iterdir():  # the files are complete on disk before the directory appears
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())

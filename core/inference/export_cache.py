@@ -17,6 +17,12 @@ cache is bounded: the least recently used entries beyond :data:`CACHE_MAX_ENTRIE
 entries or :data:`CACHE_MAX_MB` megabytes (``$SEGZOO_EXPORTS_MAX_MB``) are
 removed; ``segzoo cache`` shows its size and limit.
 
+Weights and segzoo's own exports of them are converted once per network
+instead, whichever way they arrive (:mod:`segzoo.inference.netcache`); this
+module keys the programs made elsewhere. Temporary folders (a rebuild's
+export) are made under the cache too (:func:`work_dir`, ``exports/.work``), and
+those of processes that were killed are swept by the next one.
+
 Conversion runs in a child process and is checked against Paddle Inference
 before it is used (:mod:`segzoo.inference.convert`). A conversion that fails
 or differs is remembered in the cache (``<name>.onnx.failed``, so it is not
@@ -35,8 +41,9 @@ import sys
 import tempfile
 import time
 from importlib import metadata
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -55,6 +62,7 @@ from .convert import (  # noqa: F401  (the conversion's names, which this module
     validate_conversion,
 )
 from .modeldir import read_inference_yml
+from .netid import file_digest, layer_digest  # noqa: F401  (the digests' old home)
 
 log = logging.getLogger("segzoo")
 
@@ -62,6 +70,10 @@ log = logging.getLogger("segzoo")
 CACHE_MAX_ENTRIES = 64
 #: megabytes the exports cache may hold (``$SEGZOO_EXPORTS_MAX_MB``); least recently used entries go first
 CACHE_MAX_MB = 2048
+#: the folder of the exports cache that holds temporary work folders (:func:`work_dir`)
+WORK_DIR = ".work"
+#: hours after which a work folder is stale even if a process of its pid runs
+WORK_MAX_HOURS = 6
 
 
 # -- the cache -------------------------------------------------------------------------------------
@@ -85,30 +97,74 @@ def _versions() -> dict:
     return package_versions("paddlepaddle", "paddlepaddle-gpu", "paddle2onnx")
 
 
-def layer_digest(layer: Any) -> str:
-    """SHA-256 of a layer's state (names, dtypes, shapes and values), in name order."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(layer.state_dict().items()):
-        arr = np.ascontiguousarray(tensor.numpy())
-        h.update(f"{name}|{arr.dtype}|{arr.shape}|".encode())
-        h.update(memoryview(arr).cast("B"))
-    return h.hexdigest()
-
-
-def file_digest(*paths: Path) -> str:
-    """SHA-256 of the files' contents, in order."""
-    h = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-        h.update(b"|")
-    return h.hexdigest()
-
-
 def _key(**parts: Any) -> str:
     text = json.dumps({**parts, "versions": _versions()}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+@contextmanager
+def work_dir(prefix: str) -> Iterator[Path]:
+    """A temporary folder under the cache (``exports/.work/PREFIX-PID-*``), removed afterwards.
+
+    Folders left by processes that were killed (``kill -9`` during a rebuild)
+    are swept first (:func:`sweep_work_dirs`), so none pile up, here or in the
+    system's temporary directory.
+    """
+    root = exports_cache() / WORK_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    sweep_work_dirs(root)
+    path = Path(tempfile.mkdtemp(prefix=f"{_safe(prefix)}-{os.getpid()}-", dir=root))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    try:  # a zombie (killed, not yet reaped) holds its pid but writes nothing more
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def sweep_work_dirs(root: Optional[Path] = None, max_age_s: float = WORK_MAX_HOURS * 3600) -> list[Path]:
+    """Remove stale temporary folders of the cache; return them.
+
+    Stale: a work folder (:func:`work_dir`) whose process is gone, or older
+    than ``max_age_s`` (its pid may have been reused); an unfinished export
+    (``.NAME.*.tmp`` beside the exports, see :func:`segzoo.inference.export.export_model`)
+    older than ``max_age_s``.
+    """
+    root = root or exports_cache() / WORK_DIR
+    now = time.time()
+    stale = []
+    for path in list(root.iterdir()) if root.is_dir() else []:
+        match = re.match(r".+-(\d+)-[^-]*$", path.name)
+        try:
+            old = now - path.stat().st_mtime > max_age_s
+        except OSError:
+            continue
+        if old or (match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1)))):
+            stale.append(path)
+    exports = root.parent
+    for path in list(exports.glob(".*.tmp")) if exports.is_dir() else []:
+        try:
+            if path.is_dir() and now - path.stat().st_mtime > max_age_s:
+                stale.append(path)
+        except OSError:
+            continue
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    if stale:
+        log.info("removed %d stale temporary folders of the exports cache", len(stale))
+    return stale
 
 
 def _safe(name: str) -> str:
@@ -274,15 +330,16 @@ def network_rebuild(model_name: str, config: Any, deploy):
     (:func:`segzoo.models.network_from_export`), checks that both give the
     same labels on two random inputs (one whose size is no multiple of the
     pooling bins), exports it to a temporary directory and converts that
-    (checked against Paddle as every conversion is) into ``target``.
+    (checked against Paddle as every conversion is) into ``target``. The
+    temporary directory is a :func:`work_dir` of the cache.
     """
 
     def rebuild(target: Path, reason: str) -> None:
         log.info("%s: %s; converting the plugin's own network with the export's weights instead (once) ...",
                  model_name, reason)
-        with Conversion() as conversion, tempfile.TemporaryDirectory(prefix="segzoo-rebuild-") as tmp:
+        with Conversion() as conversion, work_dir("rebuild") as tmp:
             # the child imports paddle2onnx while the network is rebuilt (see segzoo.inference.convert)
-            out = Path(tmp) / "export"
+            out = tmp / "export"
             _rebuilt_export(model_name, config, deploy, out)
             conversion.run(out / "inference.json", out / "inference.pdiparams", target)
 

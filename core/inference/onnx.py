@@ -3,7 +3,11 @@
 ONNX Runtime runs a model converted by ``paddle2onnx`` from Paddle's
 exported PIR program, from every model source; the export and the conversion
 come from the exports cache (:mod:`segzoo.inference.export_cache`: converted
-once, checked against Paddle, kept). Its names (``cached_export``,
+once, checked against Paddle, kept). **One conversion per network**: weights
+(a layer, a ``.pdparams`` file or its folder) and the exports segzoo writes
+of them (``best_model/inference``) share one cache entry keyed by the
+weights' content (:mod:`segzoo.inference.netcache`), and the built-in demo's
+ships with the package. Its names (``cached_export``,
 ``cached_onnx``, ``prune_cache``, ``CACHE_MAX_MB`` ...) are re-exported here,
 their old home. A conversion that fails or differs from Paddle runs the model
 on Paddle Inference instead, with an :class:`EngineFallbackWarning` saying why.
@@ -89,6 +93,8 @@ from .export_cache import (  # noqa: F401  (moved to the exports cache; this old
     validate_conversion,
 )
 from .modeldir import ModelSource
+from .netcache import network_onnx
+from .netid import network_id, recorded_network
 
 log = logging.getLogger("segzoo")
 
@@ -272,8 +278,13 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
                 f"{deploy.path.parent} has a dynamic H×W, which this model converts to ONNX only when fixed; "
                 "export it with --input-shape -1,3,H,W (or give its .pdparams) to run it on onnxruntime"
             )
+        network = recorded_network(deploy)
         try:
-            path = export_onnx(model_name, config, deploy)
+            if network is not None:  # a segzoo export: one conversion with the same weights given as .pdparams
+                made = engine_outputs(deploy.output_op)
+                path = network_onnx(model_name, network, made, _program_conversion(model_name, config, deploy), made)
+            else:
+                path = export_onnx(model_name, config, deploy)
         except ExportError as exc:
             raise EngineFallback(str(exc), engine="paddle") from exc
         return OnnxEngine(lambda hw: path, outputs=engine_outputs(deploy.output_op), input_hw=deploy.fixed_hw,
@@ -296,12 +307,32 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
                                       device, {"cpu_threads": options.get("cpu_threads")})
 
         return OnnxEngine(per_size, per_size=True, outputs=outputs, **common)
-    deploy = cached_export(model_name, config, layer, output_op)
+    def convert(target: Path) -> None:  # the network's scores: whichever output is wanted comes from them
+        scores = cached_export(model_name, config, layer, "none")
+        convert_to_onnx(scores.model_file, scores.params_file, target)
+
+    network = network_id(model_name, config, layer_digest(layer))
     try:
-        path = cached_onnx(deploy)
+        path = network_onnx(model_name, network, outputs, convert)
     except ExportError as exc:
         raise EngineFallback(str(exc), engine="paddle") from exc
     return OnnxEngine(lambda hw: path, outputs=outputs, **common)
+
+
+def _program_conversion(model_name: str, config: Any, deploy) -> Callable[[Path], None]:
+    """``make(target)`` of :func:`~segzoo.inference.netcache.network_onnx` for a segzoo export: its program
+    converted, or, where that fails, the plugin's network with its weights (:func:`network_rebuild`)."""
+    card = get_registry().card(model_name)
+
+    def convert(target: Path) -> None:
+        try:
+            convert_to_onnx(deploy.model_file, deploy.params_file, target)
+        except ExportError as exc:
+            if not card.export.dynamic_shape:
+                raise
+            network_rebuild(model_name, config, deploy)(target, str(exc))
+
+    return convert
 
 
 if __name__ == "__main__":  # pragma: no cover - the conversion child of segzoo < the exports cache module
