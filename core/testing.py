@@ -123,14 +123,30 @@ class ModelContract:
         assert out.dtype == np.float32, f"{self.name}: preprocess gave {out.dtype}, expected float32"
 
     def check_forward(self) -> None:
-        """Eval-mode scores are N×C×H×W at the input size and finite."""
+        """Eval-mode scores are N×C×H×W at the input size and finite, at an odd size too.
+
+        segzoo feeds each image at its own size, so unless the card sets
+        ``pad_to`` the network must also take sides that are not multiples of
+        its stride (checked at the contract size plus 5×3 pixels).
+        """
         model = self.build()
-        images, _ = self.batch_data()
-        scores = self.scores(model, images)
         w, h = self.size
-        expected = [self.batch, self.num_classes, h, w]
-        assert list(scores.shape) == expected, f"{self.name}: scores {list(scores.shape)}, expected {expected}"
-        assert bool(scores.isfinite().all()), f"{self.name}: scores are not finite"
+        sizes = [(w, h)] if self.card.pad_to else [(w, h), (w + 5, h + 3)]
+        for sw, sh in sizes:
+            images, _ = self.batch_data((sw, sh))
+            try:
+                scores = self.scores(model, images)
+            except Exception as exc:
+                if (sw, sh) == (w, h):
+                    raise
+                raise AssertionError(
+                    f"{self.name}: the network fails on a {sw}×{sh} input ({_clause(paddle_error_summary(exc))}); "
+                    "segzoo feeds each image at its own size: make the network take every size, or set pad_to "
+                    "(with pad_reason) on its card"
+                ) from None
+            expected = [self.batch, self.num_classes, sh, sw]
+            assert list(scores.shape) == expected, f"{self.name}: scores {list(scores.shape)}, expected {expected}"
+            assert bool(scores.isfinite().all()), f"{self.name}: scores are not finite at {sw}×{sh}"
 
     def check_train_step(self) -> list[float]:
         """``train_step`` returns a scalar loss that a few optimizer steps on one batch lower."""

@@ -14,6 +14,13 @@ plugins use mix the two:
 (paddleseg's ``ohem_edge_attention_loss`` and ``point_cross_entropy_loss``
 have the same mix; no segzoo model uses them, so they are left alone.)
 
+Paddle 3's ``paddle.sum`` of a whole tensor is 0-D, and ``paddle.concat``
+refuses 0-D tensors, so ``paddleseg.utils.metrics.calculate_area`` (what
+paddleseg's ``evaluate`` counts every image with) fails ("The axis is expected
+to be in range of [0, 0)"). Fixed by :func:`_calculate_area`, which stacks the
+per-class counts instead; segzoo's evaluation is checked against paddleseg's
+``evaluate`` through it.
+
 One fix is for speed, not correctness: on the CPU, the backward of
 ``paddle.max(x, axis=1)`` is 13 to 200 ms for the small feature maps of
 PP-LiteSeg's attention fusion (UAFM), 50 times the cost of the same max taken
@@ -92,6 +99,7 @@ def apply_fixes() -> None:
         return
     from paddleseg.models.layers import tensor_fusion_helper
     from paddleseg.models.losses import CrossEntropyLoss, OhemCrossEntropyLoss
+    from paddleseg.utils import metrics
 
     ORIGINALS["CrossEntropyLoss._post_process_loss"] = CrossEntropyLoss._post_process_loss
     ORIGINALS["OhemCrossEntropyLoss.forward"] = OhemCrossEntropyLoss.forward
@@ -100,6 +108,8 @@ def apply_fixes() -> None:
     OhemCrossEntropyLoss.forward = _ohem_forward
     # avg_max_reduce_channel() looks the helper up in the module at call time
     tensor_fusion_helper.avg_max_reduce_channel_helper = _avg_max_reduce_channel_helper
+    ORIGINALS["metrics.calculate_area"] = metrics.calculate_area
+    metrics.calculate_area = _calculate_area  # paddleseg.core.val calls metrics.calculate_area at call time
     _applied = True
 
 
@@ -199,3 +209,29 @@ def _avg_max_reduce_channel_helper(x, use_concat=True):
     if use_concat:
         return paddle.concat([mean_value, max_value], axis=1)
     return [mean_value, max_value]
+
+
+def _calculate_area(pred, label, num_classes, ignore_index=255):
+    """``paddleseg.utils.metrics.calculate_area`` on Paddle 3: the per-class counts stacked, not concatenated.
+
+    Returns the intersection, prediction and label areas of each class (``int64``,
+    shape ``[num_classes]``); pixels labelled ``ignore_index`` count in no
+    prediction area, as in paddleseg.
+    """
+    import paddle
+
+    if len(pred.shape) == 4:
+        pred = paddle.squeeze(pred, axis=1)
+    if len(label.shape) == 4:
+        label = paddle.squeeze(label, axis=1)
+    if not pred.shape == label.shape:
+        raise ValueError(f"Shape of `pred` and `label should be equal, but there are {pred.shape} and {label.shape}.")
+    mask = label != ignore_index
+    intersect, predicted, labelled = [], [], []
+    for i in range(num_classes):
+        pred_i = paddle.logical_and(pred == i, mask)
+        label_i = label == i
+        predicted.append(paddle.sum(paddle.cast(pred_i, "int64")))
+        labelled.append(paddle.sum(paddle.cast(label_i, "int64")))
+        intersect.append(paddle.sum(paddle.cast(paddle.logical_and(pred_i, label_i), "int64")))
+    return paddle.stack(intersect), paddle.stack(predicted), paddle.stack(labelled)

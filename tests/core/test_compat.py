@@ -155,3 +155,22 @@ def test_ppliteseg_training_step_has_no_slow_max_backward():
         assert "MaxGradNode" in _grad_node_names(sum(out.mean() for out in net(x)))
     finally:
         helper.avg_max_reduce_channel_helper = fast
+
+
+def test_original_calculate_area_fails_on_paddle3():
+    """paddleseg's evaluate counts every image with calculate_area; Paddle 3's 0-D sums break its concat."""
+    pred = paddle.to_tensor(np.array([[[0, 1, 1], [2, 2, 0]]], np.int64))
+    label = paddle.to_tensor(np.array([[[0, 1, 2], [2, 255, 0]]], np.int64))
+    with pytest.raises(Exception, match="axis is expected to be in range"):
+        compat.ORIGINALS["metrics.calculate_area"](pred, label, 3)
+
+
+def test_fixed_calculate_area_counts_each_class():
+    from paddleseg.utils import metrics
+
+    pred = paddle.to_tensor(np.array([[[0, 1, 1], [2, 2, 0]]], np.int64))
+    label = paddle.to_tensor(np.array([[[0, 1, 2], [2, 255, 0]]], np.int64))
+    intersect, predicted, labelled = (t.numpy().tolist() for t in metrics.calculate_area(pred, label, 3))
+    assert intersect == [2, 1, 1]  # class 0: two hits; 1: one; 2: one (the ignored pixel counts nowhere)
+    assert predicted == [2, 2, 1]
+    assert labelled == [2, 1, 2]
