@@ -98,7 +98,7 @@ def add_arguments_predict(p: argparse.ArgumentParser) -> None:
                    help="go on past an image, PDF or URL that cannot be read: the others are written, the skipped "
                    "ones listed at the end with their reasons, and the exit status is 1 (default: the first one stops)")
     p.add_argument("--batch-size", type=int, help="images read and run together (default 1)")
-    p.add_argument("--target-size", help="-1 (original size), N for N×N, or W,H")
+    p.add_argument("--target-size", help="-1 (original size), N for N×N, or W,H (WxH works too)")
     p.add_argument("--pixel-limit", type=int, metavar="N",
                    help="largest image (width×height after resizing) to predict; default: Pillow's "
                    "decompression-bomb limit, about 179 million")

@@ -262,3 +262,16 @@ def test_from_model_restores_train_mode(tiny, make_image):
         assert tiny.layer.training
     finally:
         tiny.layer.eval()
+
+
+@pytest.mark.parametrize("text", ["10,x", "300x", "x200", "10,", "1,2,3", "10 20", "3.5", "512px", "-1,5"])
+def test_a_size_written_otherwise_is_an_error_not_a_guess(text):
+    """Only N, -1, W,H and WxH are sizes: '10,x' was once read as 10×10."""
+    with pytest.raises(ConfigError, match=r"--target-size: .* is not a size; write -1 \(original size\), N for N×N, or W,H"):
+        parse_size(text, "--target-size")
+
+
+@pytest.mark.parametrize("text, want", [("300x200", (300, 200)), ("300X200", (300, 200)), (" 1024 , 512 ", (1024, 512)),
+                                        ("-1", (-1, -1)), ("64", (64, 64))])
+def test_the_documented_size_forms(text, want):
+    assert parse_size(text, "--target-size") == want
