@@ -65,6 +65,18 @@ class Engine:
         """``batch``: ``N×3×H×W`` ``float32``; returns scores ``N×C×H×W`` or labels ``N×H×W``."""
         raise NotImplementedError
 
+    #: independent images worth handing to :meth:`run_many` at once (1: the engine runs one at a time)
+    requests: int = 1
+
+    def run_many(self, images: list) -> list:
+        """Independent ``3×H×W`` images, of any sizes; their outputs (``C×H×W`` or ``H×W``), in order.
+
+        The same bytes as :meth:`run` of each image alone. This default runs
+        them one by one; an engine that can run several at once (OpenVINO's
+        parallel infer requests) overrides it and sets :attr:`requests`.
+        """
+        return [self.run(np.ascontiguousarray(image, dtype=np.float32)[None])[0] for image in images]
+
     def _seen(self, out: np.ndarray) -> np.ndarray:
         """Record what an output holds (4-D scores, 3-D labels) and return it."""
         if out.ndim == 4:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -48,6 +47,7 @@ from ..registry import get_registry
 from .engine_table import Engine
 from .int8 import find_int8
 from .onnx import OnnxRuntimeEngine, make_onnx_engine
+from .ov_shapes import MAX_SHAPES, SHAPES_WEIGHTS_MB, CompiledShapes, bound_primitive_cache  # noqa: F401  (their old home)
 from .precision import check_precision, cpu_capabilities, default_precision
 
 log = logging.getLogger("segzoo")
@@ -67,83 +67,6 @@ def bf16_supported() -> bool:
         return False
 
 
-#: compiled shapes an engine keeps (least recently used dropped first): a folder of photos from a few cameras
-MAX_SHAPES = 8
-#: megabytes of weights the compiled shapes may hold together (each compiled model repacks its own copy):
-#: a model of 340 MB (SegFormer-B5) keeps 3 shapes, a small one :data:`MAX_SHAPES`; never fewer than 2
-SHAPES_WEIGHTS_MB = 1024
-
-
-class _Input:
-    name = "x"
-
-
-class _Session:
-    """A converted model behind the ``run(None, feed)`` / ``get_inputs()`` calls of an ORT session.
-
-    Compiles the model for each input shape on first use (see the module
-    docstring); ``shapes`` lists the shapes compiled, oldest first.
-    """
-
-    def __init__(self, core, model, properties: dict, path: Path):
-        self.core, self.model, self.properties, self.path = core, model, properties, path
-        self._compiled: "OrderedDict[tuple, Any]" = OrderedDict()
-        self._dynamic = None
-        self._last = None
-        weights_mb = max(path.stat().st_size / 1048576, 1.0) if path.is_file() else 1.0
-        self.max_shapes = max(2, min(MAX_SHAPES, int(SHAPES_WEIGHTS_MB // weights_mb)))
-
-    @property
-    def shapes(self) -> list:
-        return list(self._compiled)
-
-    def get_inputs(self):
-        return [_Input()]
-
-    def _compile(self, model):
-        """``(compiled model, infer request)``."""
-        try:
-            compiled = self.core.compile_model(model, "CPU", self.properties)
-            return compiled, compiled.create_infer_request()
-        except Exception as exc:
-            text = str(exc).strip().splitlines()
-            raise WeightsError(f"OpenVINO cannot compile {self.path}: {text[0] if text else type(exc).__name__}") from exc
-
-    def _request(self, shape: tuple):
-        """``(compiled model, infer request)`` for ``shape``: compiled before, compiled now, or the dynamic one."""
-        found = self._compiled.get(shape) or self._dynamic
-        if found is not None:
-            if shape in self._compiled:
-                self._compiled.move_to_end(shape)
-        else:
-            model = self.model.clone()
-            try:
-                model.reshape({0: list(shape)})
-            except Exception as exc:  # noqa: BLE001 - a graph with fixed reshapes: run it dynamic
-                log.info("OpenVINO cannot reshape %s to %s (%s); running it with a dynamic shape", self.path,
-                         "×".join(map(str, shape)), str(exc).strip().splitlines()[0] if str(exc).strip() else "")
-                found = self._dynamic = self._compile(self.model)
-            else:
-                found = self._compiled[shape] = self._compile(model)
-                while len(self._compiled) > self.max_shapes:
-                    self._compiled.popitem(last=False)
-        if self._last is not None and self._last is not found:
-            # another shape now: the last one's intermediate buffers (hundreds of MB for large images) are
-            # freed, and allocated again if it comes back; its compiled weights stay
-            self._last[0].release_memory()
-        self._last = found
-        return found
-
-    def run(self, _outputs, feed: dict):
-        (batch,) = feed.values()
-        outputs = []
-        for image in batch:  # one compiled model per H×W, not per batch size: image by image
-            _compiled, request = self._request((1,) + tuple(int(d) for d in image.shape))
-            request.infer({0: image[None]})
-            outputs.append(request.get_output_tensor(0).data.copy())
-        return [outputs[0] if len(outputs) == 1 else np.concatenate(outputs)]
-
-
 class OpenVinoEngine(OnnxRuntimeEngine):
     """OpenVINO (CPU plugin) on converted models; same arguments as :class:`OnnxRuntimeEngine`, plus ``precision``."""
 
@@ -156,6 +79,7 @@ class OpenVinoEngine(OnnxRuntimeEngine):
         self._lock = threading.RLock()  # run() holds it around the session lookup and the infer request
 
     def _check_runtime(self, device: Optional[str]) -> None:
+        bound_primitive_cache()  # before OpenVINO's CPU plugin makes its first kernel
         check_precision(self.precision, cpu_capabilities())  # bf16 on a CPU without it: an error, not silent fp32
         kind = parse_device(device)[0] if device is not None else "cpu"
         if kind != "cpu":
@@ -180,11 +104,34 @@ class OpenVinoEngine(OnnxRuntimeEngine):
         except Exception as exc:
             text = str(exc).strip().splitlines()
             raise WeightsError(f"OpenVINO cannot load {path}: {text[0] if text else type(exc).__name__}") from exc
-        return _Session(core, model, properties, path)
+        return CompiledShapes(core, model, properties, path)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        with self._lock:  # one infer request per session: one batch at a time
+        with self._lock:  # one infer request per compiled model: one batch at a time
             return super().run(batch)
+
+    @property
+    def requests(self) -> int:
+        """Images :meth:`run_many` runs at once (OpenVINO's optimal number of THROUGHPUT requests on this CPU)."""
+        if self.per_size:
+            return 1
+        session = self._session(None)
+        return session.requests if isinstance(session, CompiledShapes) else 1
+
+    def run_many(self, images: list) -> list:
+        """Outputs of independent ``3×H×W`` images, in order: :attr:`requests` of them in parallel (THROUGHPUT).
+
+        The same bytes as :meth:`run` of each image alone (LATENCY, every core on one image).
+        """
+        if len(images) < 2 or self.per_size:
+            return super().run_many(images)
+        with self._lock:
+            session = self._session(None)
+            if not isinstance(session, CompiledShapes):  # pragma: no cover - a fallback engine in its place
+                return super().run_many(images)
+            outputs = session.run_many([np.ascontiguousarray(image, dtype=np.float32) for image in images])
+        self._seen(outputs[0])  # 1×C×H×W scores or 1×H×W labels
+        return [out[0] for out in outputs]
 
 
 def make_openvino_engine(model_name: str, config: Any, source: Any, device: Optional[str], options: dict) -> Engine:

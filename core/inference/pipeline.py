@@ -1,4 +1,4 @@
-"""Pipelining: read, decode and pre-process the next batches while the current one runs.
+"""Pipelining: read, decode and pre-process the next batches while the current one runs, and write results behind it.
 
 :class:`Prefetcher` runs ``prepare(batch)`` for the batches of a source
 iterator ahead of the consumer, in worker threads, and hands the results back
@@ -17,6 +17,10 @@ reader thread and drops the batches read ahead.
 >>> with Prefetcher(iter(batches), prepare, depth=2) as prepared:
 ...     for batch, ready in prepared:
 ...         run(ready)
+
+:class:`OrderedWriter` is the other end: one thread that runs
+``write(item)`` for each item put, in the order put, while the caller goes on
+predicting (PNG encoding and file writes release the GIL too).
 """
 
 from __future__ import annotations
@@ -130,6 +134,69 @@ class Prefetcher:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class OrderedWriter:
+    """Run ``write(item)`` for each :meth:`put` item in one background thread, in the order put.
+
+    At most ``depth`` items wait. An error raised by ``write`` is raised again
+    by the next :meth:`put` or by :meth:`close` (nothing after it is written);
+    leaving the ``with`` block writes what is queued and joins the thread, on an
+    error of the caller's too (results predicted before it are still saved).
+    ``results`` holds each ``write``'s return value, in order.
+
+    >>> with OrderedWriter(lambda r: r.save_to_img("out/")) as writer:
+    ...     for result in model.predict("photos/"):
+    ...         writer.put(result)
+    """
+
+    def __init__(self, write: Callable[[Any], Any], depth: int = 4):
+        self._write = write
+        self._queue: "queue.Queue" = queue.Queue(maxsize=max(1, depth))
+        self._error: Optional[BaseException] = None
+        self._failed = False  # a write failed: nothing after it is written
+        self.results: list = []
+        self._thread = threading.Thread(target=self._loop, name="segzoo-writer", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if not self._failed:
+                try:
+                    self.results.append(self._write(item))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    self._error, self._failed = exc, True
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def put(self, item: Any) -> None:
+        self._raise()
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Write what is queued, stop the thread, and raise a write's error (idempotent)."""
+        if self._thread.is_alive():
+            self._queue.put(_DONE)
+            self._thread.join()
+        self._raise()
+
+    def __enter__(self) -> "OrderedWriter":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # the caller's error wins; what was predicted before it is still written
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def chunked(items: Iterable, size: int) -> Iterator[list]:

@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional
 from ..fileio import check_output_dir, make_output_dir
 from .create import create_model
 from .inputs import check_inputs
+from .pipeline import OrderedWriter
 
 
 def run_predict(
@@ -35,7 +36,8 @@ def run_predict(
         inputs: anything :meth:`Predictor.predict` takes.
         output_dir: the directory results go to (created).
         save_json / save_img: which files to write.
-        on_result: called as ``on_result(result, paths)`` after each result is saved.
+        on_result: called as ``on_result(result, paths)`` after each result is saved (in the writer
+            thread: results are saved in input order while the next images are predicted).
         predictor: an existing predictor to use instead of creating one.
 
     Returns: the written paths, in input order.
@@ -48,14 +50,19 @@ def run_predict(
         )
         target_size = None  # already the create_model() level
     out = make_output_dir(output_dir, "output_dir")
-    written: list[Path] = []
-    for result in predictor.predict(inputs, batch_size=batch_size, target_size=target_size):
+
+    def write(result) -> list[Path]:
         paths: list[Path] = []
         if save_json:
             paths.append(result.save_to_json(out))
         if save_img:
             paths.extend(result.save_to_img(out).values())
-        written.extend(paths)
         if on_result is not None:
             on_result(result, paths)
-    return written
+        return paths
+
+    # results are written in a thread of their own, in order, while the next images are predicted
+    with OrderedWriter(write) as writer:
+        for result in predictor.predict(inputs, batch_size=batch_size, target_size=target_size):
+            writer.put(result)
+    return [path for paths in writer.results for path in paths]

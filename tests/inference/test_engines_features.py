@@ -158,9 +158,9 @@ def test_pp_liteseg_converts_once_for_every_input_size(tmp_path):
         image = shapes(20 + i, size)
         assert _agree(model.predict_arrays([image])[0], dygraph.predict_arrays([image])[0]) >= 0.999, size
     assert list(model.engine._sessions) == [None]  # one converted model takes every size
-    # OpenVINO compiles it for each padded shape (in memory, no new conversion)
-    assert model.engine._sessions[None].shapes == [(1, 3, 128, 256), (1, 3, 64, 96), (1, 3, 384, 480),
-                                                  (1, 3, 224, 352), (1, 3, 160, 128)]
+    # OpenVINO compiles the first size static and runs the sizes met once on its dynamic model (no new conversion)
+    session = model.engine._sessions[None]
+    assert len(session.shapes) == 1 and session.dynamic == ["LATENCY"], (session.shapes, session.dynamic)
     converted = set(exports_cache().glob("*.onnx")) - before
     assert len(converted) == 1, converted
 
