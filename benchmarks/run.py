@@ -9,7 +9,9 @@ weights (nothing is downloaded), with the same thread count:
 
 * ``segzoo-default`` (``create_model`` with no ``engine=``: what users get),
   ``segzoo-dygraph``, ``segzoo-paddle`` (Paddle Inference + oneDNN),
-  ``segzoo-onnxruntime``, ``segzoo-openvino`` and ``segzoo-openvino:bf16``:
+  ``segzoo-onnxruntime``, ``segzoo-openvino``, ``segzoo-openvino:bf16`` and
+  ``segzoo-openvino:int8`` (the same program quantized by NNCF, calibrated on
+  16 drawn images of the first size, see ``segzoo.inference.bench.int8_export``):
   ``segzoo.create_model(...).predict(path)``; directory throughput with
   pipelining (``prefetch=2``) and without;
 * ``paddleseg``: paddleseg 2.8.0's own model, transforms and
@@ -50,7 +52,7 @@ PADDLEX_REQUIREMENT = "paddlex[cv]==3.7.2"
 DEFAULT_MODELS = ("PP-LiteSeg-T", "SegFormer-B0", "SeaFormer_tiny", "SegFormer-B2")
 LARGE = {"SegFormer-B2", "SegFormer-B3", "SegFormer-B4", "SegFormer-B5", "OCRNet_HRNet-W48", "Deeplabv3-R101"}
 #: segzoo's configurations: "default" is create_model with no engine= (what users get); ENGINE:PRECISION another precision
-SEGZOO_ENGINES = ("default", "dygraph", "paddle", "onnxruntime", "openvino", "openvino:bf16")
+SEGZOO_ENGINES = ("default", "dygraph", "paddle", "onnxruntime", "openvino", "openvino:bf16", "openvino:int8")
 
 
 def venv_python() -> Path:
@@ -166,7 +168,19 @@ def prepare(model: str, sizes: list, work: Path, log) -> dict:
         log(f"  converting {onnx_dirs[size].name} to ONNX ...")
         export_onnx(model, config, resolve_model_dir(onnx_dirs[size]).deploy)
     return {"weights": str(weights), "export": str(export), "onnx": {s: str(d) for s, d in onnx_dirs.items()},
-            "num_classes": int(config.num_classes)}
+            "num_classes": int(config.num_classes), "static_hw": bool(static_hw)}
+
+
+def int8_source(model: str, src: dict, work: Path, size, threads: int, log):
+    """The PaddleX program carrying an INT8 model quantized by NNCF on drawn images (once per model), or None."""
+    from segzoo.inference.bench import int8_export
+
+    if src["static_hw"]:
+        return None  # converted per input size: not quantized
+    if "int8" not in src:
+        log(f"  quantizing {model} to INT8 (NNCF, drawn calibration images) ...")
+        src["int8"] = int8_export(model, src["export"], work, size, threads)
+    return src["int8"]
 
 
 def configs(model: str, size, src: dict, paddlex_python, threads: int) -> list:
@@ -174,6 +188,10 @@ def configs(model: str, size, src: dict, paddlex_python, threads: int) -> list:
     for engine in SEGZOO_ENGINES:
         name, _, precision = engine.partition(":")
         model_dir = {"dygraph": src["weights"], "paddle": src["export"]}.get(name, src["onnx"][size])
+        if precision == "int8":
+            model_dir = src.get("int8_for", {}).get(size)
+            if model_dir is None:
+                continue
         spec = {"kind": "segzoo", "engine": None if name == "default" else name, "precision": precision or None,
                 "model_dir": model_dir}
         out.append(("segzoo-" + engine, spec, None))
@@ -202,13 +220,15 @@ def summarize(rows: list) -> list:
         group = [r for r in rows if r["model"] == model and r["size"] == size and "error" not in r]
 
         def best(prefix, field="latency_s", low=True):
-            cands = [r for r in group if r["config"].startswith(prefix) and r.get(field)]
+            # INT8 changes the model (its own column): segzoo-best is fp32 or bf16, as before
+            cands = [r for r in group if r["config"].startswith(prefix) and r.get(field)
+                     and (prefix.endswith(":int8") or not r["config"].endswith(":int8"))]
             if not cands:
                 return None
             return (min if low else max)(cands, key=lambda r: r[field])
 
         sz, px, ps = best("segzoo-"), best("paddlex-"), best("paddleseg")
-        default, bf16 = best("segzoo-default"), best("segzoo-openvino:bf16")
+        default, bf16, int8 = best("segzoo-default"), best("segzoo-openvino:bf16"), best("segzoo-openvino:int8")
         szt, pxt = best("segzoo-", "throughput_ips", low=False), best("paddlex-", "throughput_ips", low=False)
         out.append({
             "model": model, "size": size,
@@ -222,8 +242,15 @@ def summarize(rows: list) -> list:
             "default_vs_paddlex": default and px and default["latency_s"] / px["latency_s"],
             "bf16_vs_paddlex": bf16 and px and bf16["latency_s"] / px["latency_s"],
             "bf16_agree": bf16 and bf16.get("agree"),
+            "int8_vs_paddlex": int8 and px and int8["latency_s"] / px["latency_s"],
+            "int8_vs_fp32": int8 and _fp32(group) and int8["latency_s"] / _fp32(group)["latency_s"],
+            "int8_agree": int8 and int8.get("agree"),
         })
     return out
+
+
+def _fp32(group: list):
+    return next((r for r in group if r["config"] == "segzoo-openvino"), None)
 
 
 def print_table(rows: list, summary: list) -> None:
@@ -242,15 +269,20 @@ def print_table(rows: list, summary: list) -> None:
     print(t)
     s = PrettyTable(["model", "size", "segzoo best", "segzoo ms", "PaddleX best", "PaddleX ms", "paddleseg ms",
                      "segzoo/PaddleX", "segzoo/paddleseg", "throughput segzoo/PaddleX", "default/PaddleX",
-                     "bf16/PaddleX (agree)"])
+                     "bf16/PaddleX (agree)", "int8/PaddleX (agree)", "int8/openvino fp32"])
     for x in summary:
         agree = "" if x.get("bf16_agree") is None else f" ({100 * x['bf16_agree']:.2f} %)"
         s.add_row([x["model"], x["size"], (x["segzoo_best"] or "-").replace("segzoo-", ""), _ms(x["segzoo_best_s"]),
                    (x["paddlex_best"] or "crashed").replace("paddlex-", ""), _ms(x["paddlex_best_s"]), _ms(x["paddleseg_s"]),
                    _ratio(x["latency_vs_paddlex"]), _ratio(x["latency_vs_paddleseg"]), _ratio(x["throughput_vs_paddlex"]),
-                   _ratio(x.get("default_vs_paddlex")), _ratio(x.get("bf16_vs_paddlex")) + agree])
+                   _ratio(x.get("default_vs_paddlex")), _ratio(x.get("bf16_vs_paddlex")) + agree,
+                   _ratio(x.get("int8_vs_paddlex")) + _agree(x.get("int8_agree")), _ratio(x.get("int8_vs_fp32"))])
     s.align = "r"
     print(s)
+
+
+def _agree(v):
+    return "" if v is None else f" ({100 * v:.2f} %)"
 
 
 def _ms(v):
@@ -369,6 +401,8 @@ def main(argv=None) -> int:
             for size in sizes:
                 tag = f"{size[0]}x{size[1]}"
                 image = write_images(work / model / f"one_{tag}", size, 1, seed=1)[0]
+                if not args.only or "segzoo-openvino:int8" in args.only:
+                    src.setdefault("int8_for", {})[size] = int8_source(model, src, work / model, size, args.threads, log)
                 images_dir = work / model / f"dir_{tag}"
                 write_images(images_dir, size, args.images_large if large else args.images, seed=2)
                 for name, spec, runner in configs(model, size, src, paddlex_python, args.threads):
