@@ -5,6 +5,9 @@ Writes into ``core/assets/demo/`` (the package's ``segzoo/assets/demo``):
 
 * ``demo.pdparams`` -- the best weights, stored as float16 (``segzoo.weights.load_weights``
   casts them to the model's dtype);
+* ``demo.onnx`` + ``demo.onnx.json`` -- the ONNX conversion of those weights (class scores, any
+  H×W; float16 storage), which the exports cache runs in place: the first ``segzoo predict`` on a
+  fresh machine converts nothing (``segzoo.inference.netcache``);
 * ``demo.png`` -- a drawn-shapes picture that is not in the training set;
 * ``demo.yml`` -- ``model_name``, ``num_classes``, ``weights``, ``image``, ``class_names``,
   ``miou`` (in %, measured with the float16 file on the validation split), and how it was
@@ -15,6 +18,8 @@ the CPU run gives the same weights. Takes a few minutes on 2 CPU cores::
 
     python scripts/make_demo_model.py                  # the shipped settings
     python scripts/make_demo_model.py --iters 200 --output /tmp/demo   # a quick try
+    python scripts/make_demo_model.py --onnx-only      # convert the shipped weights again (after
+                                                       # a change to the network or to paddle2onnx)
 """
 
 from __future__ import annotations
@@ -49,11 +54,32 @@ def parse_args(argv=None):
     p.add_argument("--num-val", type=int, default=50)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--workdir", type=Path, help="keep the dataset and training output here (default: a temp dir)")
+    p.add_argument("--onnx-only", action="store_true",
+                   help="only write demo.onnx (+ .json) again, from the demo.pdparams already in --output")
     return p.parse_args(argv)
+
+
+def write_demo_onnx(demo_dir: Path) -> Path:
+    """``demo.onnx`` + ``demo.onnx.json``: the demo weights converted, built as ``segzoo predict`` builds them."""
+    import yaml
+
+    from segzoo.inference import create_model
+    from segzoo.inference.netcache import write_shipped_onnx
+
+    info = yaml.safe_load((demo_dir / "demo.yml").read_text(encoding="utf-8"))
+    # the network load_demo() builds: the same config and weights, so the same identity
+    predictor = create_model(info["model_name"], model_dir=demo_dir / info["weights"], device="cpu",
+                             num_classes=int(info["num_classes"]), engine="dygraph")
+    out = write_shipped_onnx(info["model_name"], predictor.config, predictor.layer, demo_dir / "demo.onnx")
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MB)")
+    return out
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.onnx_only:
+        write_demo_onnx(args.output)
+        return 0
     import cv2
     import numpy as np
     import paddle
@@ -143,6 +169,7 @@ def main(argv=None) -> int:
         fh.write("# The built-in demo model (segzoo predict with no arguments). Made by scripts/make_demo_model.py;\n")
         fh.write("# miou is in %.\n")
         yaml.safe_dump(info, fh, sort_keys=False, allow_unicode=True)
+    write_demo_onnx(args.output)
     size_mb = weights.stat().st_size / 2**20
     print(f"wrote {args.output}: demo.pdparams ({size_mb:.2f} MB, float16), demo.png, demo.yml; "
           f"val mIoU {miou} % after {args.iters} iterations ({train_seconds / 60:.1f} min)")
