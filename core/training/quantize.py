@@ -189,7 +189,7 @@ def quantize(
     if overflow_fix == "auto":
         fix, why = overflow_fix_for(cpu_flags())
     else:
-        fix, why = overflow_fix, "asked for (--overflow-fix)"
+        fix, why = overflow_fix, "asked for with --overflow-fix"
     identity = weights_identity(fp32.model_name, fp32.source, fp32.layer)
     calibration = files_digest(files)
     entry = entry_dir(fp32.model_name, identity, calibration, fix, len(files))
