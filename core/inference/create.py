@@ -22,7 +22,9 @@ from .engine_table import ENGINES, check_options, default_engine, engine_spec
 from .inputs import InputLimits
 from .modeldir import ModelSource, resolve_model_dir
 from .predictor import Predictor, RandomWeightsWarning
-from .sizes import DEFAULT_MAX_PIXELS, DEFAULT_PIXEL_LIMIT, check_pixel_limit, check_size_pixels, parse_size
+from .sizes import (
+    DEFAULT_MAX_PIXELS, DEFAULT_PIXEL_LIMIT, check_pixel_limit, check_size_pixels, parse_size, parse_slide,
+)
 
 
 def create_model(
@@ -95,6 +97,7 @@ def create_model(
     registry = get_registry()
     pretrained = config_overrides.pop("pretrained", None)
     _check_arguments(model_name, device, engine, engine_options, target_size, pixel_limit, config_overrides)
+    parse_slide(slide_window, slide_stride)
     source = resolve_model_dir(model_dir) if model_dir is not None else None
     deploy = source.deploy if source is not None else None
     if model_name is None and source is not None and source.kind == "weights":

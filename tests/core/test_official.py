@@ -177,6 +177,7 @@ def test_arguments_are_checked_before_any_download(tmp_path, monkeypatch):
             ({"engine": "dygrap"}, "engine 'dygrap' is unknown"),
             ({"engine": "dygraph", "engine_options": {"cpu_threads": 2}}, "not options of engine 'dygraph'"),
             ({"device": "tpu"}, "device 'tpu' is not valid"),
+            ({"slide_window": "abc"}, "slide_window: 'abc' is not a size"),
         ]
         for kwargs, message in bad:
             with pytest.raises(ConfigError, match=message):
