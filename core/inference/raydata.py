@@ -25,6 +25,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from ..deps import missing_module_error
 from ..errors import ConfigError, InputError, SegzooError
 from ..fileio import atomic_write, check_output_dir, make_output_dir
 from .inputs import IMAGE_EXTENSIONS, PDF_EXTENSIONS, check_inputs, is_url, walk_directory
-from .segmenter import Segmenter, outputs_complete
+from .segmenter import Segmenter, stem_of, outputs_complete
 
 RAY_INSTALL = 'pip install "segzoo[ray]"'
 #: the file the inputs that failed go to, one JSON object per line
@@ -67,9 +68,7 @@ class InputPlan:
 
     def stems(self) -> dict[str, str]:
         """``{path read: stem}`` of the inputs whose stem is not their file name's (a shared stem)."""
-        from .segmenter import _stem_of
-
-        return {read: stem for read, _, stem in self.items if stem != _stem_of(read)}
+        return {read: stem for read, _, stem in self.items if stem != stem_of(read)}
 
 
 def _wanted(name: str) -> bool:
@@ -151,13 +150,15 @@ def plan_inputs(inputs: list, output_dir=None, overwrite: bool = True) -> tuple[
         shown = str(Path(expanded))
         plan.shown_as.append((os.path.abspath(shown), shown))
         _local(pairs, shown)
-    owner: dict[str, str] = {}
+    owner: dict[str, str] = {}  # stem -> the input that has it
+    seen: set[str] = set()
     done = 0
     for read, shown in pairs:
         key = os.path.realpath(read) if "://" not in read else read
-        if key in owner.values():
+        if key in seen:
             continue  # the same file twice: predicted once
-        base = Path(read.rsplit("/", 1)[-1]).stem
+        seen.add(key)
+        base = stem_of(read)
         stem, n = base, 0
         while stem in owner:
             n += 1
@@ -181,6 +182,12 @@ def _fixed_prefix(pattern: str) -> str:
     return "/".join(parts)
 
 
+def is_address(value: Optional[str]) -> bool:
+    """Whether the word after ``--ray`` is a Ray address (``local``, ``auto``, ``HOST:PORT``, ``ray://...``)."""
+    return value is None or bool(re.fullmatch(r"local|auto|ray://\S+|[\w.\-\[\]:]+:\d{1,5}", value)) \
+        and not os.path.exists(value)
+
+
 # -- the job -------------------------------------------------------------------------------------------
 def connect(address: Optional[str]) -> tuple[Any, bool, float]:
     """``(ray, started_here, seconds)``: join ``address`` (``auto`` or ``HOST:PORT``) or start a local runtime."""
@@ -201,6 +208,9 @@ def run_ray_job(ray, plan: InputPlan, output_dir: Path, *, model: Optional[str],
                 batch_size: int = 1, overwrite: bool = False, gpu: bool = False, progress: bool = True) -> dict:
     """Run the plan on the connected cluster; return ``{"done", "skipped", "errors": [...], "actors"}``."""
     resources = ray.cluster_resources()
+    if gpu and not resources.get("GPU"):
+        raise ConfigError("--device gpu: the Ray cluster has no GPU (ray status lists its resources); "
+                          "start Ray on machines with GPUs, or predict with --device cpu")
     actors = max(1, int(resources.get("GPU", 0) if gpu else resources.get("CPU", 1)))
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = progress
@@ -261,6 +271,8 @@ def run_predict_ray(args) -> int:
     from .sizes import DEFAULT_PIXEL_LIMIT, check_pixel_limit, check_size_pixels, parse_size
 
     import_ray()  # the missing extra is the first thing to say
+    if not is_address(args.ray):  # `segzoo predict --ray photos/`: the word after --ray is an input
+        args.input, args.ray = [args.ray, *(args.input or [])], "local"
     out = check_output_dir(args.output or "./output", "--output")
     limit = DEFAULT_PIXEL_LIMIT if args.pixel_limit is None else check_pixel_limit(args.pixel_limit)
     check_size_pixels(parse_size(args.target_size, "--target-size"), limit, "--target-size")

@@ -114,7 +114,7 @@ class Segmenter:
         if "stem" in batch:
             stems = [str(s) for s in batch["stem"]]
         else:
-            stems = [self.stems.get(r) or _stem_of(r) for r in read]
+            stems = [self.stems.get(r) or stem_of(r) for r in read]
         rows: list[tuple] = []
         todo: list[tuple[int, np.ndarray]] = []  # (row, decoded image) of the plain images to predict
         for i, (data, path, stem) in enumerate(zip(batch["bytes"], paths, stems)):
@@ -189,7 +189,7 @@ def _is_pdf(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in PDF_EXTENSIONS
 
 
-def _stem_of(path: str) -> str:
+def stem_of(path: str) -> str:
     """The stem ``segzoo predict`` names a file's results after (the last path component without its suffix)."""
     return Path(path.rstrip("/").rsplit("/", 1)[-1]).stem
 

@@ -90,9 +90,14 @@ def photos(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(photos, tmp_path_factory) -> dict[str, bytes]:
-    """What plain ``segzoo predict`` writes for the photos (no Ray)."""
+    """What plain ``segzoo predict --input photos`` writes, run in the photos' parent folder (no Ray)."""
     out = tmp_path_factory.mktemp("plain")
-    assert main(["predict", *_model_flags(), "--input", str(photos), "--output", str(out), "--quiet"]) == 0
+    cwd = os.getcwd()
+    os.chdir(photos.parent)
+    try:
+        assert main(["predict", *_model_flags(), "--input", "photos", "--output", str(out), "--quiet"]) == 0
+    finally:
+        os.chdir(cwd)
     files = _files(out)
     assert len(files) == 3 * 24
     return files
@@ -100,27 +105,16 @@ def reference(photos, tmp_path_factory) -> dict[str, bytes]:
 
 def test_ray_job_writes_the_bytes_of_plain_predict(runtime, photos, reference, tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    monkeypatch.chdir(photos.parent)  # a relative input: the JSON shows it as given, as segzoo predict does
+    monkeypatch.chdir(photos.parent)  # the same relative input: the JSON's input_path shows it as given
     code = main(["predict", "--ray", *_model_flags(), "--input", "photos", "--output", str(out), "--batch-size", "2"])
     assert code == 0, capsys.readouterr().err[-3000:]
-    plain = _files(out)
-    assert sorted(plain) == sorted(reference)
-    # segzoo predict was given an absolute folder: only the JSON's input_path differs (and as the inputs did)
-    for name, data in reference.items():
-        if name.endswith(".json"):
-            ours, theirs = json.loads(plain[name]), json.loads(data)
-            assert ours["res"]["input_path"] == os.path.relpath(theirs["res"]["input_path"], photos.parent)
-            assert ours["res"]["pred"] == theirs["res"]["pred"]
-        else:
-            assert plain[name] == data, name
+    assert _files(out) == reference  # every mask, overlay and JSON, byte for byte
+    assert json.loads(reference["p01_res.json"])["res"]["input_path"] == "photos/p01.jpg"
     assert not (out / "errors.jsonl").exists()
-    # the same absolute folder as segzoo predict's: every byte agrees; all outputs are there, so nothing runs
-    again = tmp_path / "abs"
-    assert main(["predict", "--ray", *_model_flags(), "--input", str(photos), "--output", str(again), "--quiet"]) == 0
-    assert _files(again) == reference
+    # all outputs are there: a rerun predicts nothing
     capsys.readouterr()
-    assert main(["predict", "--ray", *_model_flags(), "--input", str(photos), "--output", str(again), "--quiet"]) == 0
-    assert "0 input(s) predicted" in capsys.readouterr().out and _files(again) == reference
+    assert main(["predict", "--ray", *_model_flags(), "--input", "photos", "--output", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith("0 input(s) predicted") and _files(out) == reference
 
 
 def _actor_pids() -> list[int]:
@@ -142,11 +136,12 @@ def _actor_pids() -> list[int]:
     return pids
 
 
-def test_a_killed_actor_is_replaced_and_the_job_finishes(runtime, photos, reference, tmp_path):
+def test_a_killed_actor_is_replaced_and_the_job_finishes(runtime, photos, reference, tmp_path, monkeypatch):
     out = tmp_path / "out"
+    monkeypatch.chdir(photos.parent)
     result: dict = {}
     job = threading.Thread(target=lambda: result.setdefault("code", main(
-        ["predict", "--ray", *_model_flags(), "--input", str(photos), "--output", str(out), "--quiet"])))
+        ["predict", "--ray", *_model_flags(), "--input", "photos", "--output", str(out), "--quiet"])))
     job.start()
     _wait_for(lambda: len(_complete_stems(out)) >= 2 if out.is_dir() else False, 240, "the first results")
     victims = _actor_pids()
@@ -157,11 +152,12 @@ def test_a_killed_actor_is_replaced_and_the_job_finishes(runtime, photos, refere
     assert _files(out) == reference
 
 
-def test_a_killed_driver_is_resumed_by_a_rerun(runtime, photos, reference, tmp_path):
+def test_a_killed_driver_is_resumed_by_a_rerun(runtime, photos, reference, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    argv = ["predict", "--ray", runtime, *_model_flags(), "--input", str(photos), "--output", str(out), "--quiet"]
+    monkeypatch.chdir(photos.parent)
+    argv = ["predict", "--ray", runtime, *_model_flags(), "--input", "photos", "--output", str(out), "--quiet"]
     child = subprocess.Popen([sys.executable, "-c", "import sys; from segzoo.cli import main; sys.exit(main())", *argv],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(lambda: len(_complete_stems(out)) >= 4 if out.is_dir() else False, 240, "the first results")
     finally:
@@ -171,7 +167,7 @@ def test_a_killed_driver_is_resumed_by_a_rerun(runtime, photos, reference, tmp_p
     done = _complete_stems(out)
     assert 4 <= len(done) < 24, len(done)
     kept = {f"{s}{suffix}": st for s in done for suffix in RESULTS for st in [_stats(out)[f"{s}{suffix}"]]}
-    assert main(["predict", "--ray", *_model_flags(), "--input", str(photos), "--output", str(out), "--quiet"]) == 0
+    assert main(["predict", "--ray", *_model_flags(), "--input", "photos", "--output", str(out), "--quiet"]) == 0
     after = _stats(out)
     assert {name: after[name] for name in kept} == kept  # the complete results were not written again
     assert _files(out) == reference
@@ -218,3 +214,40 @@ def test_ray_missing_is_a_one_line_error(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("segzoo predict: error: ray is not installed")
     assert 'pip install "segzoo[ray]"' in lines[0]
+
+
+def test_the_plan_names_inputs_as_segzoo_predict_does(tmp_path, monkeypatch):
+    """Shared stems become x, x_1 in walk order; globs and list files show paths as written; done inputs drop out."""
+    from segzoo.distributed import plan_inputs
+
+    for rel in ("data/a/x.jpg", "data/b/x.jpg", "data/b/y.png", "data/c/notes.md"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"\xff\xd8")
+    (tmp_path / "data" / "list.txt").write_text("# two inputs\nb/y.png\n\na/x.jpg\n")
+    monkeypatch.chdir(tmp_path)
+    plan, done = plan_inputs(["data"])
+    assert [(shown, stem) for _, shown, stem in plan.items] == [("data/a/x.jpg", "x"), ("data/b/x.jpg", "x_1"),
+                                                               ("data/b/y.png", "y")]
+    assert all(read == str(tmp_path / shown) for read, shown, _ in plan.items) and done == 0
+    assert plan.stems() == {str(tmp_path / "data/b/x.jpg"): "x_1"}
+    plan, _ = plan_inputs(["data/*/x.jpg", "data/b/x.jpg"])  # the same file twice is predicted once
+    assert [(shown, stem) for _, shown, stem in plan.items] == [("data/a/x.jpg", "x"), ("data/b/x.jpg", "x_1")]
+    plan, _ = plan_inputs(["data/list.txt"])
+    assert [(shown, stem) for _, shown, stem in plan.items] == [("data/b/y.png", "y"), ("data/a/x.jpg", "x")]
+    out = tmp_path / "out"
+    out.mkdir()
+    for suffix in RESULTS:
+        (out / f"y{suffix}").write_text("")
+    plan, done = plan_inputs(["data"], out, overwrite=False)
+    assert [stem for _, _, stem in plan.items] == ["x", "x_1"] and done == 1
+    from segzoo.errors import InputError
+
+    with pytest.raises(InputError, match="matches no file"):
+        plan_inputs(["data/*.tif"])
+    with pytest.raises(InputError, match="download http"):
+        plan_inputs(["https://host/a.jpg"])
+    # `segzoo predict --ray photos/`: the word after --ray is an input unless it is an address
+    from segzoo.inference.raydata import is_address
+
+    assert all(map(is_address, [None, "local", "auto", "10.0.0.1:6379", "head:6379"]))
+    assert not any(map(is_address, ["data", "data/a/x.jpg", "data/*.jpg", "data/list.txt"]))
