@@ -307,13 +307,13 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
                                       device, {"cpu_threads": options.get("cpu_threads")})
 
         return OnnxEngine(per_size, per_size=True, outputs=outputs, **common)
-    def convert(target: Path) -> None:  # the network's scores: whichever output is wanted comes from them
-        scores = cached_export(model_name, config, layer, "none")
-        convert_to_onnx(scores.model_file, scores.params_file, target)
+    def convert(target: Path) -> None:  # the export the paddle engine shares; the other output is derived
+        deploy = cached_export(model_name, config, layer, output_op)
+        convert_to_onnx(deploy.model_file, deploy.params_file, target)
 
     network = network_id(model_name, config, layer_digest(layer))
     try:
-        path = network_onnx(model_name, network, outputs, convert)
+        path = network_onnx(model_name, network, outputs, convert, outputs)
     except ExportError as exc:
         raise EngineFallback(str(exc), engine="paddle") from exc
     return OnnxEngine(lambda hw: path, outputs=outputs, **common)

@@ -69,18 +69,25 @@ def test_onnx_from_an_exported_dir_converts_once_then_reuses_the_cache(tiny, mak
     assert [_agree(a, b) for a, b in zip(again.predict_arrays(images), got)] == [1.0, 1.0]
 
 
-def test_onnx_and_paddle_from_weights_share_one_cached_export(tiny, make_image, monkeypatch):
+def test_onnx_from_weights_reuses_the_conversion_of_their_export_and_paddle_its_cached_export(tiny, make_image,
+                                                                                              monkeypatch):
+    """tiny.weights and tiny.export_dir are one network: one conversion serves both (issue 28 item 4)."""
+    import segzoo.inference.export as export_module
+
     image = make_image(3, (64, 90))
     want = tiny.predictor.predict_arrays([image])[0]
+    create_model(tiny.name, model_dir=tiny.export_dir, engine="onnxruntime")  # converted here, or by the test above
+    real_export = export_module.export_model
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("the conversion of the same network should have been reused")
+
+    monkeypatch.setattr(export_module, "export_model", no_export)
     onnx_model = create_model(tiny.name, model_dir=tiny.weights, engine="onnxruntime")
     assert onnx_model.engine.name == "onnxruntime"
     assert _agree(onnx_model.predict_arrays([image])[0], want) >= 0.999
-
-    import segzoo.inference.export as export_module
-
-    def no_export(*args, **kwargs):
-        raise AssertionError("the cached export should have been reused")
-
+    monkeypatch.setattr(export_module, "export_model", real_export)
+    create_model(tiny.name, model_dir=tiny.weights, engine="paddle")  # exported once into the cache
     monkeypatch.setattr(export_module, "export_model", no_export)
     paddle_model = create_model(tiny.name, model_dir=tiny.weights, engine="paddle")
     assert paddle_model.engine.name == "paddle" and paddle_model.engine.onednn
