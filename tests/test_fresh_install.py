@@ -70,6 +70,8 @@ OPTIONAL = {
     "rich": "httpx's command-line client too; present here because the test extra's import-linter needs it",
     "socks": "requests' SOCKS proxies (requests/adapters.py guards the import); PySocks is here for the browser extra's selenium",
     "sniffio": "anyio's async-library detection (guarded); here for the browser extra's selenium (trio)",
+    "pandas": "scikit-learn's utils.fixes (guarded); here for the ray extra's Ray Data",
+    "pyarrow": "pandas' Arrow support (guarded); here for the ray extra's Ray Data (read_binary_files)",
 }
 
 
