@@ -50,6 +50,8 @@ NEEDS = {"fp32": None, "bf16": "BF16", "int8": "INT8"}
 BF16_MIN_AGREEMENT = 0.995
 #: CPU flags with 8-bit dot products that do not saturate (VNNI, AMX)
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+#: where conversions shipped in the package (and their verdicts) live
+SHIPPED = Path(__file__).resolve().parents[1] / "assets"
 #: bumped when the verdict's measurement changes (older verdicts are measured again)
 VERDICT_VERSION = 1
 
@@ -224,12 +226,12 @@ def _read_verdict(path: Path) -> Optional[dict]:
 def verdicts(model_name: str) -> list[dict]:
     """The bf16 verdicts kept for ``model_name`` (one per set of weights measured), newest first."""
     folder = verdict_dir()
-    if not folder.is_dir():
-        return []
+    paths = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.is_dir() else []
+    paths += sorted(SHIPPED.glob("*/*.onnx.bf16.json"))  # the built-in demo's, shipped beside its conversion
     found = []
-    for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+    for path in paths:
         data = _read_verdict(path)
-        if data and data.get("model") == model_name:
+        if data and data.get("model") == model_name and data.get("onnx") not in {f["onnx"] for f in found}:
             found.append(data)
     return found
 
