@@ -64,11 +64,12 @@ class InputPlan:
     """What a job reads: ``(path read, path shown, stem)`` per input, in ``segzoo predict``'s order."""
 
     items: list[tuple[str, str, str]] = field(default_factory=list)
-    shown_as: list[tuple[str, str]] = field(default_factory=list)  # (prefix read, prefix shown), per argument
+    shown_as: list[tuple[str, str]] = field(default_factory=list)  # (prefix Ray reports, prefix shown), per argument
+    reported: dict[str, str] = field(default_factory=dict)  # URI -> the path Ray reports for it (no scheme)
 
     def stems(self) -> dict[str, str]:
-        """``{path read: stem}`` of the inputs whose stem is not their file name's (a shared stem)."""
-        return {read: stem for read, _, stem in self.items if stem != stem_of(read)}
+        """``{path Ray reports: stem}`` of the inputs whose stem is not their file name's (a shared stem)."""
+        return {self.reported.get(read, read): stem for read, _, stem in self.items if stem != stem_of(read)}
 
 
 def _wanted(name: str) -> bool:
@@ -83,8 +84,11 @@ def _local(plan_files: list, shown: str) -> None:
     plan_files.extend((os.path.abspath(f), f) for f in files)
 
 
-def _remote(value: str) -> list[tuple[str, str]]:
-    """The image and PDF files of a pyarrow filesystem URI (``s3://bucket/photos/``), sorted; shown as read."""
+def _remote(value: str, plan: "InputPlan") -> list[tuple[str, str]]:
+    """The image and PDF files of a pyarrow filesystem URI (``s3://bucket/photos/``), sorted; shown as given.
+
+    Ray reports each file by its filesystem path (no scheme): ``plan`` learns to show it as the URI.
+    """
     import pyarrow.fs as pafs
 
     try:
@@ -96,13 +100,16 @@ def _remote(value: str) -> list[tuple[str, str]]:
     head = head[: len(head) - len(path.rstrip("/"))] if head.endswith(path.rstrip("/")) else value.split("://")[0] + "://"
     if info.type == pafs.FileType.NotFound:
         raise InputError(f"input {value} does not exist")
+    plan.shown_as.append((path.rstrip("/"), head + path.rstrip("/")))
     if info.type == pafs.FileType.Directory:
         infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
         names = sorted(i.path for i in infos if i.type == pafs.FileType.File and _wanted(i.path))
         if not names:
             raise InputError(f"input {value} holds no image or PDF files")
-        return [(head + n, head + n) for n in names]
-    return [(value, value)]
+    else:
+        names = [path]
+    plan.reported.update((head + n, n) for n in names)
+    return [(head + n, head + n) for n in names]
 
 
 def plan_inputs(inputs: list, output_dir=None, overwrite: bool = True) -> tuple[InputPlan, int]:
@@ -121,7 +128,7 @@ def plan_inputs(inputs: list, output_dir=None, overwrite: bool = True) -> tuple[
                 "pyarrow reads, such as s3://); download http(s) URLs first, or predict them without --ray"
             )
         if "://" in value:
-            pairs.extend(_remote(value))
+            pairs.extend(_remote(value, plan))
             continue
         expanded = os.path.expanduser(value)
         if any(c in expanded for c in _GLOB_CHARS) and not os.path.exists(expanded):
@@ -143,7 +150,7 @@ def plan_inputs(inputs: list, output_dir=None, overwrite: bool = True) -> tuple[
                 raise InputError(f"list file {value} names no input (one path per line)")
             for entry in entries:
                 if "://" in entry:
-                    pairs.extend(_remote(entry))
+                    pairs.extend(_remote(entry, plan))
                 else:
                     _local(pairs, os.path.normpath(os.path.join(folder, os.path.expanduser(entry))))
             continue

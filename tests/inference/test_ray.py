@@ -190,17 +190,21 @@ def _wait_quiet(folder: Path, quiet: float = 1.5, timeout: float = 60) -> None:
 
 
 def test_a_corrupt_image_goes_to_errors_jsonl_and_the_rest_is_done(runtime, tmp_path, capsys):
+    """Also: the folder given as a file:// URI, listed by pyarrow and read by Ray, as an s3:// folder would be."""
     photos = _photos(tmp_path / "photos", count=5, seed=3)
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
     out = tmp_path / "out"
-    code = main(["predict", "--ray", *_model_flags(), "--input", str(photos), "--output", str(out), "--quiet"])
+    # as a pyarrow filesystem URI (what s3://bucket/photos/ goes through), read by Ray, listed by pyarrow
+    uri = photos.as_uri()
+    code = main(["predict", "--ray", *_model_flags(), "--input", uri, "--output", str(out), "--quiet"])
     captured = capsys.readouterr()
     assert code == 1
     assert len(_complete_stems(out)) == 5 and not (out / "broken_res.json").exists()
     lines = (out / "errors.jsonl").read_text().splitlines()
     assert len(lines) == 1
     error = json.loads(lines[0])
-    assert error["input_path"] == str(photos / "broken.jpg") and "cannot read image" in error["reason"]
+    assert error["input_path"] == f"{uri}/broken.jpg" and "cannot read image" in error["reason"]
+    assert json.loads((out / "p00_res.json").read_text())["res"]["input_path"] == f"{uri}/sub/p00.png"
     last = captured.err.strip().splitlines()[-1]
     assert last == f"segzoo predict: error: 1 of 6 input(s) could not be predicted; the reasons are in {out / 'errors.jsonl'}"
 
