@@ -44,6 +44,8 @@ def config_form(args) -> list[str]:
     with the flags as overrides); this layer does not reach up to it.
     """
     mode = args.config_form_mode
+    if getattr(args, "ray", None) is not None:
+        raise ConfigError("--ray runs the flags of segzoo predict, not -c CFG.yaml: give --model / --model-dir and --input")
     _merge_inputs(args)
     overrides = []
     for flag, key in CONFIG_FORM_KEYS[mode].items():

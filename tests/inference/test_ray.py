@@ -255,3 +255,12 @@ def test_the_plan_names_inputs_as_segzoo_predict_does(tmp_path, monkeypatch):
 
     assert all(map(is_address, [None, "local", "auto", "10.0.0.1:6379", "head:6379"]))
     assert not any(map(is_address, ["data", "data/a/x.jpg", "data/*.jpg", "data/list.txt"]))
+
+
+def test_ray_with_a_config_file_says_to_give_flags(tmp_path, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("Global:\n  model: SeaFormer_tiny\n")
+    assert main(["predict", "-c", str(cfg), "--ray"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "segzoo predict: error: --ray runs the flags of segzoo predict, not -c CFG.yaml: give --model / --model-dir "
+        "and --input")
