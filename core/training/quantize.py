@@ -308,6 +308,9 @@ def format_report(r: dict) -> str:
             f"  speed here ({r['cpu']}, {r['timed_images']} images): fp32 {r['ms_fp32']:.1f} ms, INT8 "
             f"{r['ms_int8']:.1f} ms per image, {r['speedup']:.2f}x",
         ]
+        if r["speedup"] < 1:
+            lines.append("  INT8 is not faster than fp32 here at these image sizes (small images and CPUs with bf16 "
+                         "gain least): compare with segzoo benchmark --engines openvino,openvino:bf16,openvino:int8")
     else:
         lines.append("  not measured: no --dataset (kept with --force)")
     if r.get("output"):
