@@ -110,7 +110,7 @@ def add_arguments_predict(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["fp32", "bf16", "int8"],
                    help="openvino engine: bf16 on CPUs with native bf16 (an error elsewhere); int8: the model "
                    "`segzoo quantize` made of these weights; default bf16 where the CPU has it and it agrees with "
-                   "fp32 on >= 99.5 %% of the pixels of real photos (measured once), else fp32")
+                   "fp32 on >= 99.9 %% of the pixels of real photos (measured once), else fp32")
     p.add_argument("--num-classes", type=int, help="class count of the weights (read from them when left out)")
     p.add_argument("--slide-window", help="W,H: predict window by window")
     p.add_argument("--slide-stride", help="W,H: window step (default 3/4 of the window)")

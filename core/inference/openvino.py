@@ -26,7 +26,7 @@ On a CPU without native bf16 (OpenVINO would silently run fp32) asking for it
 is a one-line error naming the CPU's capabilities. bf16 rounds the scores, so
 masks can differ from fp32 where two classes are close: without ``precision``
 the engine runs bf16 only where the CPU has it and the model's weights agree
-with fp32 on >= 99.5 % of the pixels of real photos, measured once
+with fp32 on >= 99.9 % of the pixels of real photos, measured once
 (:mod:`segzoo.inference.precision`). ``precision="int8"`` runs the INT8 model
 ``segzoo quantize`` made of the same weights (:mod:`segzoo.inference.int8`).
 """
