@@ -83,7 +83,7 @@ class Segmenter:
     """Predict batches of image files and write their results; see the module docstring.
 
     Args:
-        output_dir: where the results go (created).
+        output_dir: where the results go (created; on a cluster, a folder every machine writes at this path).
         model: a model name (``segzoo list-models``); may be left out with a ``model_dir`` that names it.
         batch_size: images run through the engine together (a speed setting only, as in ``segzoo predict``).
         overwrite: predict inputs whose outputs exist already.
