@@ -8,6 +8,8 @@ Writes into ``core/assets/demo/`` (the package's ``segzoo/assets/demo``):
 * ``demo.onnx`` + ``demo.onnx.json`` -- the ONNX conversion of those weights (class scores, any
   H×W; float16 storage), which the exports cache runs in place: the first ``segzoo predict`` on a
   fresh machine converts nothing (``segzoo.inference.netcache``);
+* ``demo.onnx.bf16.json`` -- whether bf16 agrees with fp32 for demo.onnx (measured where the CPU has bf16),
+  so the openvino engine does not measure it on a fresh machine (``segzoo.inference.precision``);
 * ``demo.png`` -- a drawn-shapes picture that is not in the training set;
 * ``demo.yml`` -- ``model_name``, ``num_classes``, ``weights``, ``image``, ``class_names``,
   ``miou`` (in %, measured with the float16 file on the validation split), and how it was
@@ -72,7 +74,52 @@ def write_demo_onnx(demo_dir: Path) -> Path:
                              num_classes=int(info["num_classes"]), engine="dygraph")
     out = write_shipped_onnx(info["model_name"], predictor.config, predictor.layer, demo_dir / "demo.onnx")
     print(f"wrote {out} ({out.stat().st_size / 2**20:.2f} MB)")
+    write_bf16_verdict(info, demo_dir)
     return out
+
+
+def write_bf16_verdict(info: dict, demo_dir: Path) -> None:
+    """``demo.onnx.bf16.json``: whether bf16 agrees with fp32 for demo.onnx, measured as the openvino engine
+    measures it once per conversion (segzoo.inference.precision.default_precision), so a fresh machine measures
+    nothing. Kept when it was measured on this very file (it records the file's digest).
+
+    Needs a CPU with native bf16; elsewhere an old verdict stays, which the engine ignores once demo.onnx changed.
+    """
+    import os
+    import shutil
+
+    import numpy as np
+
+    import segzoo
+    from segzoo.inference.engine_table import default_cpu_threads
+    from segzoo.inference.precision import cpu_capabilities, default_precision, shipped_verdict, verdict_dir
+
+    onnx_file = demo_dir / "demo.onnx"
+    if "BF16" not in cpu_capabilities():
+        print(f"{shipped_verdict(onnx_file).name} not measured: this CPU has no native bf16")
+        return
+    registry = segzoo.get_registry()
+    name = info["model_name"]
+    config = registry.config(name, num_classes=int(info["num_classes"]))
+
+    def preprocess(image):
+        return np.ascontiguousarray(registry.preprocess(name, config, image), dtype=np.float32)
+
+    saved = {k: os.environ.pop(k, None) for k in ("SEGZOO_HOME", "SEGZOO_PRECISION")}
+    with tempfile.TemporaryDirectory(prefix="segzoo-demo-verdict-") as home:
+        os.environ["SEGZOO_HOME"] = home
+        try:
+            _, why = default_precision(name, onnx_file, preprocess, registry.card(name).size_divisor,
+                                       default_cpu_threads())
+            measured = verdict_dir() / (onnx_file.name + ".json")
+            if measured.is_file():
+                shutil.copyfile(measured, shipped_verdict(onnx_file))
+                print(f"wrote {shipped_verdict(onnx_file)}: {why}")
+            else:
+                print(f"{shipped_verdict(onnx_file)} is up to date: {why}")
+        finally:
+            os.environ.pop("SEGZOO_HOME", None)
+            os.environ.update({k: v for k, v in saved.items() if v is not None})
 
 
 def main(argv=None) -> int:
