@@ -230,6 +230,7 @@ def run_ray_job(ray, plan: InputPlan, output_dir: Path, *, model: Optional[str],
         batch_size=max(4, batch_size), batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=min(actors, len(plan.items))),  # a dead actor is restarted and
         num_cpus=1, num_gpus=1 if gpu else None,  # its batch retried (Ray Data's defaults for actor pools)
+        runtime_env={"env_vars": segzoo_environment()},
     )
     summary: dict = {"done": 0, "skipped": 0, "errors": [], "actors": min(actors, len(plan.items)), "files": 0}
     try:
@@ -247,6 +248,12 @@ def run_ray_job(ray, plan: InputPlan, output_dir: Path, *, model: Optional[str],
             raise
         raise type(cause)(str(cause)) from None
     return summary
+
+
+def segzoo_environment() -> dict[str, str]:
+    """This process's ``SEGZOO_*`` and PaddleX cache variables, for the actors: a cluster's workers were started
+    by ``ray start`` in another shell, and the cache, offline mode, engine and precision must be the driver's."""
+    return {k: v for k, v in os.environ.items() if k.startswith("SEGZOO_") or k == "PADDLE_PDX_CACHE_HOME"}
 
 
 def _segzoo_cause(exc: BaseException) -> Optional[SegzooError]:
