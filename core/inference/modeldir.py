@@ -25,8 +25,10 @@
       output_op: argmax
       output_dtype: int32
 
-segzoo adds a ``segzoo:`` section (``num_classes``, the package version),
-which PaddleX ignores.
+segzoo adds a ``segzoo:`` section (``num_classes``, the package version, and
+``network`` + ``files_sha256``: the identity of the network the program was
+exported from, so it shares one ONNX conversion with the same weights given as
+a ``.pdparams``, see :mod:`segzoo.inference.netid`), which PaddleX ignores.
 """
 
 from __future__ import annotations
