@@ -138,9 +138,9 @@ def sweep_work_dirs(root: Optional[Path] = None, max_age_s: float = WORK_MAX_HOU
     """Remove stale temporary folders of the cache; return them.
 
     Stale: a work folder (:func:`work_dir`) whose process is gone, or older
-    than ``max_age_s`` (its pid may have been reused); an unfinished export
-    (``.NAME.*.tmp`` beside the exports, see :func:`segzoo.inference.export.export_model`)
-    older than ``max_age_s``.
+    than ``max_age_s`` (its pid may have been reused); an unfinished export or
+    file (``.NAME.*.tmp`` beside the exports: :func:`segzoo.inference.export.export_model`,
+    :func:`segzoo.fileio.atomic_write`) older than ``max_age_s``.
     """
     root = root or exports_cache() / WORK_DIR
     now = time.time()
@@ -156,12 +156,15 @@ def sweep_work_dirs(root: Optional[Path] = None, max_age_s: float = WORK_MAX_HOU
     exports = root.parent
     for path in list(exports.glob(".*.tmp")) if exports.is_dir() else []:
         try:
-            if path.is_dir() and now - path.stat().st_mtime > max_age_s:
+            if now - path.stat().st_mtime > max_age_s:
                 stale.append(path)
         except OSError:
             continue
     for path in stale:
-        shutil.rmtree(path, ignore_errors=True)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     if stale:
         log.info("removed %d stale temporary folders of the exports cache", len(stale))
     return stale

@@ -39,11 +39,14 @@ def test_a_work_folder_left_by_kill_9_is_swept_by_the_next_one(tmp_path, monkeyp
     assert os.path.isdir(path)  # nobody removed it: the process was killed
     old = exports_cache() / ".SeaFormer_tiny-4567.y.tmp"  # an export killed a day ago
     old.mkdir()
+    half = exports_cache() / ".SeaFormer_tiny-4567.onnx.abc.tmp"  # a conversion's file, killed while written
+    half.write_bytes(b"onnx")
     day_ago = time.time() - 86400
-    os.utime(old, (day_ago, day_ago))
+    for path in (old, half):
+        os.utime(path, (day_ago, day_ago))
     try:
         with work_dir("rebuild") as mine:
-            assert mine.is_dir() and not os.path.exists(path) and not old.exists()
+            assert mine.is_dir() and not os.path.exists(path) and not old.exists() and not half.exists()
             assert sorted(p.name for p in left.iterdir()) == sorted([mine.name, f"rebuild-{alive.pid}-abcd"])
             assert (exports_cache() / ".PP-LiteSeg-T-0123.x.tmp").is_dir()
         assert not mine.exists()
