@@ -37,6 +37,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -104,7 +105,7 @@ def _key(**parts: Any) -> str:
 
 @contextmanager
 def work_dir(prefix: str) -> Iterator[Path]:
-    """A temporary folder under the cache (``exports/.work/PREFIX-PID-*``), removed afterwards.
+    """A temporary folder under the cache (``exports/.work/PREFIX-HOST-PID-*``), removed afterwards.
 
     Folders left by processes that were killed (``kill -9`` during a rebuild)
     are swept first (:func:`sweep_work_dirs`), so none pile up, here or in the
@@ -113,11 +114,16 @@ def work_dir(prefix: str) -> Iterator[Path]:
     root = exports_cache() / WORK_DIR
     root.mkdir(parents=True, exist_ok=True)
     sweep_work_dirs(root)
-    path = Path(tempfile.mkdtemp(prefix=f"{_safe(prefix)}-{os.getpid()}-", dir=root))
+    path = Path(tempfile.mkdtemp(prefix=f"{_safe(prefix)}-{_host()}-{os.getpid()}-", dir=root))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _host() -> str:
+    """This machine's name as a work folder carries it (a cache on a shared disk: others' pids are not ours)."""
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", socket.gethostname() or "host")
 
 
 def _alive(pid: int) -> bool:
@@ -137,7 +143,7 @@ def _alive(pid: int) -> bool:
 def sweep_work_dirs(root: Optional[Path] = None, max_age_s: float = WORK_MAX_HOURS * 3600) -> list[Path]:
     """Remove stale temporary folders of the cache; return them.
 
-    Stale: a work folder (:func:`work_dir`) whose process is gone, or older
+    Stale: a work folder (:func:`work_dir`) whose process (on this machine) is gone, or older
     than ``max_age_s`` (its pid may have been reused); an unfinished export or
     file (``.NAME.*.tmp`` beside the exports: :func:`segzoo.inference.export.export_model`,
     :func:`segzoo.fileio.atomic_write`) older than ``max_age_s``.
@@ -146,12 +152,14 @@ def sweep_work_dirs(root: Optional[Path] = None, max_age_s: float = WORK_MAX_HOU
     now = time.time()
     stale = []
     for path in list(root.iterdir()) if root.is_dir() else []:
-        match = re.match(r".+-(\d+)-[^-]*$", path.name)
+        match = re.match(r".+-([^-]+)-(\d+)-[^-]*$", path.name)
         try:
             old = now - path.stat().st_mtime > max_age_s
         except OSError:
             continue
-        if old or (match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1)))):
+        pid = int(match.group(2)) if match and match.group(1) == _host() else None
+        gone = pid is not None and pid != os.getpid() and not _alive(pid)
+        if old or gone:
             stale.append(path)
     exports = root.parent
     for path in list(exports.glob(".*.tmp")) if exports.is_dir() else []:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from segzoo.inference.export_cache import WORK_DIR, exports_cache, sweep_work_dirs, work_dir
+from segzoo.inference.export_cache import WORK_DIR, _host, exports_cache, sweep_work_dirs, work_dir
 
 CHILD = """
 import sys, time
@@ -30,7 +30,8 @@ def test_a_work_folder_left_by_kill_9_is_swept_by_the_next_one(tmp_path, monkeyp
         assert path and os.path.isdir(path) and path.startswith(str(left)), path
         # a folder of a live process and a recent unfinished export are left alone
         alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-        (left / f"rebuild-{alive.pid}-abcd").mkdir()
+        (left / f"rebuild-{_host()}-{alive.pid}-abcd").mkdir()
+        (left / f"rebuild-other_machine-{child.pid}-abcd").mkdir()  # another machine's, on a shared disk
         (exports_cache() / ".PP-LiteSeg-T-0123.x.tmp").mkdir()
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
@@ -47,10 +48,11 @@ def test_a_work_folder_left_by_kill_9_is_swept_by_the_next_one(tmp_path, monkeyp
     try:
         with work_dir("rebuild") as mine:
             assert mine.is_dir() and not os.path.exists(path) and not old.exists() and not half.exists()
-            assert sorted(p.name for p in left.iterdir()) == sorted([mine.name, f"rebuild-{alive.pid}-abcd"])
+            assert sorted(p.name for p in left.iterdir()) == sorted(
+                [mine.name, f"rebuild-{_host()}-{alive.pid}-abcd", f"rebuild-other_machine-{child.pid}-abcd"])
             assert (exports_cache() / ".PP-LiteSeg-T-0123.x.tmp").is_dir()
         assert not mine.exists()
     finally:
         alive.kill()
         alive.wait()
-    assert [p.name for p in sweep_work_dirs()] == [f"rebuild-{alive.pid}-abcd"]  # its process ended now
+    assert [p.name for p in sweep_work_dirs()] == [f"rebuild-{_host()}-{alive.pid}-abcd"]  # its process ended now
