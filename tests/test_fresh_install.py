@@ -72,6 +72,7 @@ OPTIONAL = {
     "sniffio": "anyio's async-library detection (guarded); here for the browser extra's selenium (trio)",
     "pandas": "scikit-learn's utils.fixes (guarded); here for the ray extra's Ray Data",
     "pyarrow": "pandas' Arrow support (guarded); here for the ray extra's Ray Data (read_binary_files)",
+    "psutil": "joblib's CPU count (guarded); here for the int8 extra's NNCF",
 }
 
 
