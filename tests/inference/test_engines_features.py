@@ -239,17 +239,18 @@ def test_static_hw_model_converts_per_size_and_checks_each_conversion(fixed_pool
     source = ModelSource("weights")
     engine = onnx_mod.make_onnx_engine(FIXED_POOL, config, source, "cpu", {"layer": layer})
     model = Predictor(FIXED_POOL, config, engine, source, layer=layer)
-    # 250×120 and 128×128 pad to multiples of 128: ONNX Runtime runs them
+    # 250×120 and 128×128, fed at their own size: their 1/32 maps (8×4, 4×4) are multiples of the bins (1, 2, 4),
+    # where paddle2onnx's fixed pooling equals the adaptive one, so ONNX Runtime runs them
     for size in ((250, 120), (128, 128)):
         image = shapes(7, size)
         assert _agree(model.predict_arrays([image])[0], dygraph.predict_arrays([image])[0]) >= 0.999
-    assert set(engine._sessions) == {(128, 256), (128, 128)}
+    assert set(engine._sessions) == {(120, 250), (128, 128)}
     assert not any(isinstance(s, Engine) for s in engine._sessions.values())
-    # 96×64: paddle2onnx's pooling is not the adaptive one there; the check catches it, Paddle Inference runs it
+    # 83×61 (a 3×2 map): paddle2onnx's pooling is not the adaptive one there; the check catches it, Paddle Inference runs it
     image = shapes(8, (83, 61))
     with caplog.at_level("WARNING", logger="segzoo"):
         got = model.predict_arrays([image])[0]
-    assert isinstance(engine._sessions[(64, 96)], Engine) and engine._sessions[(64, 96)].name == "paddle"
+    assert isinstance(engine._sessions[(61, 83)], Engine) and engine._sessions[(61, 83)].name == "paddle"
     assert "is not usable" in caplog.text and "run on Paddle Inference instead" in caplog.text
     assert _agree(got, dygraph.predict_arrays([image])[0]) >= 0.999
     assert len(list(exports_cache().glob("*.onnx.failed"))) == 1  # remembered: not converted again
