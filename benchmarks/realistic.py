@@ -19,6 +19,11 @@ picture and the JSON of each result) in its best working CPU mode (oneDNN with t
 
 Usage: `python benchmarks/realistic.py [--models PP-LiteSeg-T,SegFormer-B0] [--threads 2]`
 (PaddleX is installed on first use into benchmarks/.venv-paddlex, as by run.py).
+
+`--compare-pythonpath DIR` also runs `segzoo predict` from another checkout (a directory holding
+`segzoo` and `segzoo_plugins`, e.g. an older commit's `core` and `plugins`), cold and warm with
+its own cache, in the same run, and counts the output files whose bytes equal this checkout's.
+`--rounds R` repeats every measurement R times, in turn, and reports the medians (a loaded machine).
 """
 
 from __future__ import annotations
@@ -107,6 +112,15 @@ def export(model_name: str, target: Path) -> Path:
     return paddlex_export(model_name, target, config, layer)
 
 
+def median_run(runs: list) -> dict:
+    """The run of median wall time (an error if any run failed), with every wall time."""
+    failed = [r for r in runs if "error" in r]
+    if failed:
+        return failed[0]
+    ordered = sorted(runs, key=lambda r: r["wall_s"])
+    return {**ordered[len(ordered) // 2], "walls": [round(r["wall_s"], 2) for r in runs]}
+
+
 def timed(cmd: list, env: dict) -> dict:
     proc = subprocess.run([sys.executable, "-c", WRAPPER, *cmd], capture_output=True, text=True, env=env)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -121,6 +135,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for both (default 2)")
     parser.add_argument("--no-paddlex", action="store_true")
     parser.add_argument("--json", dest="json_out", help="write the results here too")
+    parser.add_argument("--compare-pythonpath", metavar="DIR", help="also segzoo from this checkout (see above)")
+    parser.add_argument("--rounds", type=int, default=1, help="measurements in turn, medians reported (default 1)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
     from run import ensure_paddlex, versions
@@ -137,18 +153,29 @@ def main(argv=None) -> int:
                     "PADDLE_PDX_CACHE_HOME": str(work / "paddlex_home"), "MPLCONFIGDIR": str(work / "mpl")}
         for model in [m.strip() for m in args.models.split(",") if m.strip()]:
             exp = export(model, work / f"export_{model}")
-            row = {"model": model}
-            for run in ("cold cache", "warm cache"):
-                out = work / f"out_segzoo_{model}_{run.split()[0]}"
-                print(f"{model}: segzoo, {run} ...", file=sys.stderr)
-                row[f"segzoo {run}"] = timed(
-                    [segzoo_bin, "predict", "--model", model, "--model-dir", str(exp), "--input", str(photos),
-                     "--output", str(out)], base_env)
-            if paddlex:
-                out = work / f"out_paddlex_{model}"
-                print(f"{model}: PaddleX (mkldnn) ...", file=sys.stderr)
-                row["paddlex"] = timed([str(paddlex), "-c", PADDLEX_SCRIPT, model, str(exp), str(photos), str(out), threads],
-                                       base_env)
+            samples: dict = {}
+            checkouts = {"segzoo": base_env}
+            if args.compare_pythonpath:
+                checkouts["compare"] = {**base_env, "PYTHONPATH": args.compare_pythonpath}
+            for r in range(args.rounds):
+                for name, env in checkouts.items():
+                    env = {**env, "SEGZOO_HOME": str(work / f"segzoo_home_{name}_{r}")}  # cold: an empty cache
+                    for run in ("cold cache", "warm cache"):
+                        out = work / f"out_{name}_{model}_{run.split()[0]}"
+                        print(f"{model}: {name}, {run} (round {r}) ...", file=sys.stderr)
+                        samples.setdefault(f"{name} {run}", []).append(timed(
+                            [segzoo_bin, "predict", "--model", model, "--model-dir", str(exp), "--input", str(photos),
+                             "--output", str(out)], env))
+                if paddlex:
+                    out = work / f"out_paddlex_{model}"
+                    print(f"{model}: PaddleX (mkldnn) (round {r}) ...", file=sys.stderr)
+                    samples.setdefault("paddlex", []).append(timed(
+                        [str(paddlex), "-c", PADDLEX_SCRIPT, model, str(exp), str(photos), str(out), threads], base_env))
+            row = {"model": model, **{key: median_run(runs) for key, runs in samples.items()}}
+            if args.compare_pythonpath:
+                mine = sorted((work / f"out_segzoo_{model}_warm").iterdir())
+                theirs = work / f"out_compare_{model}_warm"
+                row["same bytes"] = f"{sum((theirs / p.name).is_file() and (theirs / p.name).read_bytes() == p.read_bytes() for p in mine)}/{len(mine)}"
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
     print(f"\n{len(SIZES) * PER_SIZE} photos in {len(SIZES)} sizes ({SIZES[0][0]}x{SIZES[0][1]} .. "
@@ -169,6 +196,19 @@ def main(argv=None) -> int:
         for name, d in (("segzoo cold", cold), ("segzoo warm", warm), ("paddlex", px)):
             if d is not None and "error" in d:
                 print(f"  {r['model']} {name}: {d['error']}")
+    if args.compare_pythonpath:
+        print(f"\nthis checkout against PYTHONPATH={args.compare_pythonpath}, same run (wall s, median of {args.rounds}):")
+        print("| model | this cold / warm | compare cold / warm | this warm / compare warm | PaddleX | "
+              "ratio to PaddleX warm: this / compare | output files with the same bytes |")
+        print("|---|---|---|---:|---:|---|---|")
+        for r in rows:
+            a, b, c, d, px = (r.get(k) for k in ("segzoo cold cache", "segzoo warm cache", "compare cold cache",
+                                                  "compare warm cache", "paddlex"))
+            ok = all(x is not None and "error" not in x for x in (a, b, c, d))
+            pxs = px["wall_s"] if px and "error" not in px else float("nan")
+            print(f"| {r['model']} | {a['wall_s']:.1f} / {b['wall_s']:.1f} | {c['wall_s']:.1f} / {d['wall_s']:.1f} | "
+                  f"{b['wall_s'] / d['wall_s']:.2f}× | {pxs:.1f} | {b['wall_s'] / pxs:.2f}× / {d['wall_s'] / pxs:.2f}× | "
+                  f"{r.get('same bytes')} |" if ok else f"| {r['model']} | error |")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"rows": rows, "versions": versions(paddlex), "threads": args.threads,
                                                    "date": time.strftime("%Y-%m-%d %H:%M")}, indent=2))

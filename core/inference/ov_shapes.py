@@ -21,11 +21,13 @@ the model (measured on 2 cores: PP-LiteSeg-T 1.04–1.06×, SegFormer-B0
   :data:`COMPILED_CACHE_MB`), so a later process imports it in about a third
   of the compile time.
 * **Memory returns**: after each call the compiled models that did not run in
-  it release their intermediate buffers and the C heap is trimmed; oneDNN's
+  it release their intermediate buffers, a dynamic model unused for a while
+  (:data:`DYNAMIC_IDLE`) is dropped, and the C heap is trimmed; oneDNN's
   process-wide primitive cache and the dynamic model's per-shape cache are
   bounded (:data:`PRIMITIVE_CACHE_CAPACITY`, :data:`RUNTIME_CACHE_CAPACITY`).
-  Without that, 64 distinct sizes left PP-LiteSeg-T 115 MB above its one-size
-  level for good; with it, 30–50 MB.
+  Without that, 48 distinct sizes left ``segzoo serve`` of PP-LiteSeg-T
+  300–600 MB above its one-size level for good; with it, 40–60 MB once the
+  dynamic model is dropped.
 * **Parallel requests** (:meth:`CompiledShapes.run_many`): several
   independent images run at once on models compiled with OpenVINO's
   THROUGHPUT hint (one stream per core or so, an ``AsyncInferQueue`` each, at
@@ -59,12 +61,15 @@ MAX_SHAPES = 8
 SHAPES_WEIGHTS_MB = 1024
 #: oneDNN's process-wide cache of JIT-compiled kernels, in entries (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, set unless
 #: the environment sets it): its default of 1024 kept the kernels of every shape met (PP-LiteSeg-T, 64 sizes:
-#: +115 MB for good); 256 keeps +30-50 MB at the same speed (0 costs 15 % on every image)
-PRIMITIVE_CACHE_CAPACITY = 256
+#: +115 MB for good); 64 keeps +40-60 MB, at the same speed (the dynamic model keeps its shapes' kernels itself)
+PRIMITIVE_CACHE_CAPACITY = 64
 #: shapes whose prepared kernels the dynamic compiled model keeps (OpenVINO's default: 5000)
 RUNTIME_CACHE_CAPACITY = 16
 #: megabytes of compiled models kept on disk in OpenVINO's ``CACHE_DIR`` (``<segzoo cache>/openvino``)
 COMPILED_CACHE_MB = 2048
+#: a dynamic compiled model unused for this many calls and seconds is dropped (PP-LiteSeg-T's THROUGHPUT one held
+#: 160 MB after its buffers were released); it comes back from the compiled cache when a new size does
+DYNAMIC_IDLE = (4, 5.0)
 #: the two ways a compiled model runs: one image on every core, or one request per stream
 LATENCY, THROUGHPUT = "LATENCY", "THROUGHPUT"
 
@@ -100,12 +105,18 @@ def prune_compiled_cache(root: Optional[Path] = None, max_mb: float = COMPILED_C
     return removed
 
 
+_LIBC: list = []
+
+
 def _trim_heap() -> None:
     """Give freed C heap back to the system (glibc's ``malloc_trim``; nothing elsewhere)."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
-        pass
+    if not _LIBC:
+        try:
+            _LIBC.append(ctypes.CDLL("libc.so.6").malloc_trim)
+        except (OSError, AttributeError):  # pragma: no cover - not glibc
+            _LIBC.append(None)
+    if _LIBC[0] is not None:
+        _LIBC[0](0)
 
 
 class ShapePolicy:
@@ -199,10 +210,15 @@ class CompiledShapes:
         self.core, self.model, self.path = core, model, path
         self.properties = {**properties, "CPU_RUNTIME_CACHE_CAPACITY": RUNTIME_CACHE_CAPACITY}
         if cache:
-            self.properties["CACHE_DIR"] = str(compiled_cache())
+            try:
+                compiled_cache().mkdir(parents=True, exist_ok=True)
+                self.properties["CACHE_DIR"] = str(compiled_cache())
+            except OSError as exc:  # a read-only cache: compile in memory only
+                log.info("OpenVINO compiles without a cache (%s)", exc)
         self.policy = ShapePolicy()
         self._static: "OrderedDict[tuple, _Compiled]" = OrderedDict()  # (mode, shape) -> compiled
         self._dynamic: dict[str, _Compiled] = {}
+        self._idle: dict[str, list] = {}  # mode -> [calls, time] since its dynamic model last ran
         self._reshapes = True  # False: a graph with fixed reshapes runs dynamic only
         self._active: list[_Compiled] = []  # what ran in the last call
         self._requests: Optional[int] = None
@@ -285,11 +301,21 @@ class CompiledShapes:
         return self._dynamic_model(mode), True
 
     def _settle(self, used: list) -> None:
-        """Free the intermediate buffers of the compiled models that ran before but not now, and trim the heap."""
+        """Free the buffers of the compiled models that ran before but not now, drop an idle dynamic model, trim the heap."""
         released = False
         for compiled in self._active:
             if all(compiled is not u for u in used):
                 compiled.compiled.release_memory()
+                released = True
+        now = time.monotonic()
+        for mode, dynamic in list(self._dynamic.items()):
+            idle = self._idle.setdefault(mode, [0, now])
+            if any(dynamic is u for u in used):
+                idle[:] = [0, now]
+                continue
+            idle[0] += 1
+            if idle[0] >= DYNAMIC_IDLE[0] and now - idle[1] >= DYNAMIC_IDLE[1]:
+                del self._dynamic[mode], self._idle[mode]
                 released = True
         if released:
             _trim_heap()
