@@ -4,7 +4,7 @@ On first use for a model, a small probe builds every engine that can run the
 model source (``dygraph`` where the source has a network, ``paddle``,
 ``onnxruntime`` where the card allows ONNX), runs each ``warmup`` times and
 then ``repeat`` timed times on one random batch at the card's ``input_size``
-(padded to its ``size_divisor``), and keeps the engine with the lowest median.
+(rounded up to its ``size_divisor``), and keeps the engine with the lowest median.
 The engines are built as they would be anyway, so exports and conversions
 land in the cache and the winner is returned without building it twice.
 

@@ -55,7 +55,6 @@ from .engine_table import ENGINES, default_cpu_threads
 from .export import export_model
 from .modeldir import resolve_model_dir
 from .onnx import export_onnx
-from .sizes import ceil_to
 
 DEFAULT_ENGINES = ("dygraph", "paddle", "onnxruntime", "openvino", "openvino:bf16")
 DEFAULT_SIZES = ("512x512", "1024x512")
@@ -276,7 +275,7 @@ def prepare_sources(model_name: str, engines: list, sizes: list, work: Path, mod
                     export_onnx(model_name, registry.config(model_name), source.deploy)  # the engines' conversion
                 continue
             if engine in ("onnxruntime", "openvino") and card.export.onnx and card.export.onnx_static_hw:
-                h, w = ceil_to(size[1], card.size_divisor), ceil_to(size[0], card.size_divisor)
+                w, h = size  # images go into the network at their own size: one conversion for that size
                 target = work / f"export_{w}x{h}"
                 if not target.exists():
                     export_model(model_name, target, config=config, layer=layer, input_shape=[1, 3, h, w])

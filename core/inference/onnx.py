@@ -24,7 +24,7 @@ trying the program's own conversion; segzoo's own exports convert as they are.
 
 **Models that convert only with a fixed H×W** (a card with
 ``export.onnx_static_hw``; no built-in model since PP-LiteSeg pools
-shape-free): the engine converts one model per padded input size, on demand,
+shape-free): the engine converts one model per input size (each image's own), on demand,
 and keeps the last :data:`MAX_SESSIONS` sessions in memory (every converted
 size stays in the disk cache). A size whose conversion fails the check against
 Paddle runs on Paddle Inference, with one log line per size. From an exported
@@ -129,7 +129,7 @@ class OnnxRuntimeEngine(Engine):
 
     Args:
         model_for: ``model_for(hw)`` returns the ``.onnx`` path to run for
-            padded inputs of ``hw = (H, W)`` (``hw`` is ``None`` when one model
+            inputs of ``hw = (H, W)`` (``hw`` is ``None`` when one model
             takes every size).
         per_size: convert one model per input size (``export.onnx_static_hw``).
         outputs: ``"labels"`` or ``"scores"`` (what the model returns).
