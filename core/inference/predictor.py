@@ -23,7 +23,8 @@ fixed-shape export (``engine.input_hw``) is fed at exactly that size.
 **Batches.** ``batch_size`` images are read at a time; those of exactly the
 same network input size run through the engine together, the others in
 their own sub-batches, so a mask never depends on the batch it was in:
-``batch_size`` is a speed setting.
+``batch_size`` is a speed setting. An engine with ``requests > 1`` (OpenVINO) gets
+``batch_size × requests`` images of a folder at once, in one ``engine.run_many`` call.
 
 **Large images** (more than ``max_pixels`` after resizing, 4096² by
 default) and every image when ``slide_window=(W, H)`` is given are predicted
@@ -266,7 +267,8 @@ class Predictor:
     # -- the pipeline -----------------------------------------------------------------------------
     def _generate(self, input: Any, options: dict) -> Iterator[SegResult]:
         ledger = SaveLedger()
-        batches = chunked(iter_inputs(input, self.limits), options["batch_size"])
+        size = options["batch_size"] * (1 if single_image(input) else max(1, int(getattr(self.engine, "requests", 1))))
+        batches = chunked(iter_inputs(input, self.limits), size)
 
         def prepare(batch):
             return self._prepare([it.image for it in batch], options)
@@ -356,8 +358,14 @@ class Predictor:
                 outputs[i] = self._finish(scores, orig, want)
             else:
                 whole.append((i, chw, orig))
-        # whole images: those of the same network input size run together
         divisor = self._pad_to
+        if len(whole) > 1 and getattr(self.engine, "requests", 1) > 1:  # parallel requests: same bytes, in order
+            pads = [((0, 0), (0, ceil_to(c.shape[1], divisor) - c.shape[1]), (0, ceil_to(c.shape[2], divisor) - c.shape[2]))
+                    for _, c, _ in whole]
+            for (i, chw, orig), out in zip(whole, self.engine.run_many([np.pad(c, p) for (_, c, _), p in zip(whole, pads)])):
+                outputs[i] = self._finish(out[..., : chw.shape[1], : chw.shape[2]], orig, want)
+            return outputs  # type: ignore[return-value]
+        # whole images: those of the same network input size run together
         groups: dict[tuple[int, int], list] = {}
         for entry in whole:
             _, chw, _ = entry
