@@ -20,8 +20,9 @@ the model (measured on 2 cores: PP-LiteSeg-T 1.04–1.06×, SegFormer-B0
   OpenVINO's ``CACHE_DIR`` under segzoo's cache (``<cache>/openvino``, at most
   :data:`COMPILED_CACHE_MB`), so a later process imports it in about a third
   of the compile time.
-* **Memory returns**: after each call the compiled models that did not run in
-  it release their intermediate buffers, a dynamic model unused for a while
+* **Memory returns**: before each call the compiled models that ran in the
+  last one but will not in this one release their intermediate buffers (so a
+  folder holds the buffers of the shapes of one call only), a dynamic model unused for a while
   (:data:`DYNAMIC_IDLE`) is dropped, and the C heap is trimmed; oneDNN's
   process-wide primitive cache and the dynamic model's per-shape cache are
   bounded (:data:`PRIMITIVE_CACHE_CAPACITY`, :data:`RUNTIME_CACHE_CAPACITY`).
@@ -301,7 +302,7 @@ class CompiledShapes:
         return self._dynamic_model(mode), True
 
     def _settle(self, used: list) -> None:
-        """Free the buffers of the compiled models that ran before but not now, drop an idle dynamic model, trim the heap."""
+        """Free the buffers of the compiled models that ran last time but will not now, drop an idle dynamic model, trim."""
         released = False
         for compiled in self._active:
             if all(compiled is not u for u in used):
@@ -325,15 +326,14 @@ class CompiledShapes:
     def run(self, _outputs, feed: dict):
         """ONNX Runtime's call: one batch, image by image on LATENCY-compiled models (the batch size is never compiled)."""
         (batch,) = feed.values()
-        outputs, used = [], []
-        for image in batch:
-            shape = (1,) + tuple(int(d) for d in image.shape)
-            compiled, dynamic = self._for(LATENCY, shape)
+        plan = [((1,) + tuple(int(d) for d in image.shape), image) for image in batch]
+        plan = [(shape, image, *self._for(LATENCY, shape)) for shape, image in plan]
+        self._settle([compiled for _s, _i, compiled, _d in plan])  # before running: one shape's buffers at a time
+        outputs = []
+        for shape, image, compiled, dynamic in plan:
             out, seconds = compiled.infer(image[None])
             self.policy.record_run(LATENCY, shape, seconds, dynamic)
             outputs.append(out)
-            used.append(compiled)
-        self._settle(used)
         return [outputs[0] if len(outputs) == 1 else np.concatenate(outputs)]
 
     def run_many(self, images: list) -> list:
@@ -345,6 +345,7 @@ class CompiledShapes:
             shape = (1,) + tuple(int(d) for d in image.shape)
             compiled, dynamic = self._for(THROUGHPUT, shape)
             plan.append((i, image, shape, compiled, dynamic))
+        self._settle(list({id(c): c for *_, c, _d in plan}.values()))  # before running: the last call's buffers go
         limit = threading.BoundedSemaphore(self.requests)  # in flight across every compiled model
 
         def done(request, userdata):
@@ -373,7 +374,6 @@ class CompiledShapes:
         if failures or missing:
             why = str(failures[0]).strip().splitlines()[0] if failures else f"no output for images {missing}"
             raise WeightsError(f"OpenVINO failed to run {self.path}: {why}")
-        self._settle(list({id(c): c for *_, c, _d in plan}.values()))
         return outputs
 
 
