@@ -104,7 +104,7 @@ class OpenVinoEngine(OnnxRuntimeEngine):
         except Exception as exc:
             text = str(exc).strip().splitlines()
             raise WeightsError(f"OpenVINO cannot load {path}: {text[0] if text else type(exc).__name__}") from exc
-        return CompiledShapes(core, model, properties, path)
+        return CompiledShapes(core, model, properties, path, dynamic=self.precision == "fp32")
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         with self._lock:  # one infer request per compiled model: one batch at a time
