@@ -36,8 +36,9 @@ the model (measured on 2 cores: PP-LiteSeg-T 1.04–1.06×, SegFormer-B0
 * **Parallel requests** (:meth:`CompiledShapes.run_many`): several
   independent images run at once on models compiled with OpenVINO's
   THROUGHPUT hint (one stream per core or so, an ``AsyncInferQueue`` each, at
-  most :attr:`CompiledShapes.requests` in flight in all); a single image runs
-  on LATENCY-compiled models, all cores on it. Both give the same bytes
+  most :attr:`CompiledShapes.requests` in flight in all); a single image, and
+  any image over :data:`PARALLEL_MAX_PIXELS` (two of them would hold two sets
+  of buffers), runs on LATENCY-compiled models, all cores on it. Both give the same bytes
   (checked in ``tests/inference/test_openvino_many_sizes.py``).
 """
 
@@ -75,6 +76,9 @@ COMPILED_CACHE_MB = 2048
 #: a dynamic compiled model unused for this many calls and seconds is dropped (PP-LiteSeg-T's THROUGHPUT one held
 #: 160 MB after its buffers were released); it comes back from the compiled cache when a new size does
 DYNAMIC_IDLE = (4, 5.0)
+#: images larger than this run one at a time even in :meth:`CompiledShapes.run_many`: two 1920×1080 images in
+#: flight held two sets of buffers (a folder up to 1920×1080 with PP-LiteSeg-T: peak RSS 916 -> 1700 MB)
+PARALLEL_MAX_PIXELS = 1_000_000
 #: the two ways a compiled model runs: one image on every core, or one request per stream
 LATENCY, THROUGHPUT = "LATENCY", "THROUGHPUT"
 
@@ -343,7 +347,23 @@ class CompiledShapes:
         return [outputs[0] if len(outputs) == 1 else np.concatenate(outputs)]
 
     def run_many(self, images: list) -> list:
-        """Outputs of independent ``3×H×W`` images, in order, run in parallel on THROUGHPUT-compiled models."""
+        """Outputs of independent ``3×H×W`` images, in order: in parallel on THROUGHPUT-compiled models, except
+        images over :data:`PARALLEL_MAX_PIXELS`, which run one at a time on every core (LATENCY)."""
+        alone = [i for i, image in enumerate(images) if image.shape[-2] * image.shape[-1] > PARALLEL_MAX_PIXELS]
+        if not alone and len(images) > 1:
+            return self._parallel(images)
+        outputs: list = [None] * len(images)
+        for i in alone:
+            outputs[i] = self.run(None, {"x": images[i][None]})[0]
+        rest = [i for i in range(len(images)) if outputs[i] is None]
+        if len(rest) == 1:
+            outputs[rest[0]] = self.run(None, {"x": images[rest[0]][None]})[0]
+        elif rest:
+            for i, out in zip(rest, self._parallel([images[i] for i in rest])):
+                outputs[i] = out
+        return outputs
+
+    def _parallel(self, images: list) -> list:
         outputs: list = [None] * len(images)
         failures: list = []
         plan = []

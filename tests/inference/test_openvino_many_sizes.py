@@ -172,3 +172,15 @@ def test_other_precisions_compile_every_size_static(demo):
     for size in ((40, 48), (56, 40), (48, 64)):
         ours.run(None, {"x": np.zeros((1, 3, *size), np.float32)})
     assert ours.dynamic == [] and ours.shapes == [(1, 3, 40, 48), (1, 3, 56, 40), (1, 3, 48, 64)]
+
+
+def test_large_images_run_one_at_a_time_among_parallel_ones(demo, monkeypatch):
+    """Images over PARALLEL_MAX_PIXELS (two would hold two sets of buffers) run alone, on every core; same bytes."""
+    from segzoo.inference import ov_shapes
+
+    monkeypatch.setattr(ov_shapes, "PARALLEL_MAX_PIXELS", 15000)  # 131×97 and 150×113 and up run alone here
+    engine = demo.engine
+    inputs = [demo.normalize(image) for image in _photos()]
+    alone = [engine.run(x[None])[0] for x in inputs]
+    mixed = engine.run_many(inputs)
+    assert [a.tobytes() for a in alone] == [b.tobytes() for b in mixed]
