@@ -87,12 +87,13 @@ def run_model(name: str, images: list, work: Path, paddlex_python, threads: int)
     import segzoo
     from tests.inference.conftest import moderate_weights
     from tests.plugins.paddleseg_reference import NO_PADDLESEG, paddlex_program, reference_network, reference_scores
+    from tests.plugins.paddleseg_reference import weight_scale
 
     registry = segzoo.get_registry()
     config = registry.config(name)
     paddle.seed(0)
     layer = registry.build_model(name, config)
-    moderate_weights(layer, seed=0, scale=2.0)
+    moderate_weights(layer, seed=0, scale=weight_scale(name))
     layer.eval()
     if name in NO_PADDLESEG:  # no paddleseg network: PaddleX's program is exported from segzoo's own layer
         def peer(x):
@@ -128,7 +129,7 @@ def run_model(name: str, images: list, work: Path, paddlex_python, threads: int)
         for path, img, ref, pdx in zip(paths, images, scores, paddlex_masks):
             mask = next(model.predict(str(path))).pred
             row = {"model": name, "engine": model.engine.name, "size": f"{img.shape[1]}x{img.shape[0]}",
-                   "vs paddleseg %": compare(mask, ref)}
+                   "classes": len(np.unique(ref.argmax(0))), "vs paddleseg %": compare(mask, ref)}
             if pdx is not None:
                 row["vs PaddleX %"] = f"{100 * float((mask == pdx).mean()):.3f}"
                 row["PaddleX vs paddleseg %"] = compare(pdx, ref)

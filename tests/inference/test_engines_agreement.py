@@ -43,7 +43,7 @@ from segzoo.inference.modeldir import ModelSource
 from segzoo.inference.onnx import EngineFallbackWarning
 from segzoo.inference.sizes import resize_scores
 
-from ..plugins.paddleseg_reference import NO_PADDLESEG, assert_agrees, reference_network, reference_scores
+from ..plugins.paddleseg_reference import NO_PADDLESEG, assert_agrees, reference_network, reference_scores, weight_scale
 from .conftest import moderate_weights
 
 MODELS = segzoo.list_models()
@@ -109,7 +109,7 @@ class Reference:
         self.config = registry.config(name)
         paddle.seed(0)
         self.layer = registry.build_model(name, self.config)
-        moderate_weights(self.layer, seed=0, scale=2.0)
+        moderate_weights(self.layer, seed=0, scale=weight_scale(name))
         self.layer.eval()
         self.weights = save_weights(self.layer, root / "model.pdparams")
         if name in NO_PADDLESEG:

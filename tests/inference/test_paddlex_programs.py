@@ -35,6 +35,7 @@ from ..plugins.paddleseg_reference import (
     paddlex_program,
     reference_network,
     reference_scores,
+    weight_scale,
 )
 from .conftest import moderate_weights
 from .test_engines_agreement import photos
@@ -68,7 +69,7 @@ def served(request, tmp_path_factory):
     config = registry.config(name)
     paddle.seed(0)
     layer = registry.build_model(name, config)
-    moderate_weights(layer, seed=0, scale=2.0)
+    moderate_weights(layer, seed=0, scale=weight_scale(name))
     layer.eval()
     if name in NO_PADDLESEG:
         peer, traced = _Own(name, config, layer), layer

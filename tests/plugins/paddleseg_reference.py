@@ -20,6 +20,14 @@ import numpy as np
 #: models paddleseg 2.8.0 has no network for (checked against the official fixture instead)
 NO_PADDLESEG = ("SeaFormer_tiny", "SeaFormer_small", "SeaFormer_base", "SeaFormer_large")
 
+#: the ``scale`` of ``moderate_weights`` under which a model's seeded masks of a photo are not one class
+#: (OCRNet's deep head saturates at 2.0: one class, or two, where argmax ties would decide)
+WEIGHT_SCALE = {"OCRNet_HRNet-W18": 0.5, "OCRNet_HRNet-W48": 0.5}
+
+
+def weight_scale(name: str) -> float:
+    return WEIGHT_SCALE.get(name, 2.0)
+
 
 def _constructors():
     from segzoo_plugins.paddleseg_compat import import_paddleseg
