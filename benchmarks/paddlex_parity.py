@@ -82,25 +82,12 @@ def compare(mask, reference_scores) -> str:
 def run_model(name: str, images: list, work: Path, paddlex_python, threads: int) -> list[dict]:
     import cv2
     import numpy as np
-    import paddle
 
     import segzoo
-    from tests.inference.conftest import moderate_weights
-    from tests.plugins.paddleseg_reference import NO_PADDLESEG, paddlex_program, reference_network, reference_scores
-    from tests.plugins.paddleseg_reference import weight_scale
+    from tests.plugins.paddleseg_reference import paddlex_program, reference_scores, seeded_peer
 
-    registry = segzoo.get_registry()
-    config = registry.config(name)
-    paddle.seed(0)
-    layer = registry.build_model(name, config)
-    moderate_weights(layer, seed=0, scale=weight_scale(name))
-    layer.eval()
-    if name in NO_PADDLESEG:  # no paddleseg network: PaddleX's program is exported from segzoo's own layer
-        def peer(x):
-            return [registry.postprocess(name, config, layer(x))]
-        traced = layer
-    else:
-        peer = traced = reference_network(name, config.num_classes, layer.state_dict())
+    # paddleseg's network with seeded weights (SeaFormer, which paddleseg lacks: segzoo's own layer)
+    config, _, peer, traced = seeded_peer(name)
     program = paddlex_program(name, traced, work / f"{name}_program", config.mean, config.std)
     paths = []
     for i, img in enumerate(images):

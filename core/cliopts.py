@@ -60,3 +60,15 @@ def run_command(name: str, runner: Callable[[Any], Any], args: Any) -> int:
     except BrokenPipeError:  # `segzoo list-models | head`
         sys.stderr.close()
         return 0
+
+
+def engine_options_of(args: Any) -> dict:
+    """``create_model``'s ``engine_options`` from the predict flags (``--cpu-threads``, ``--no-onednn``, ``--precision``)."""
+    options: dict = {}
+    if getattr(args, "cpu_threads", None) is not None:
+        options["cpu_threads"] = args.cpu_threads
+    if getattr(args, "no_onednn", False):
+        options["onednn"] = False
+    if getattr(args, "precision", None):
+        options["precision"] = args.precision
+    return options

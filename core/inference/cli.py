@@ -12,7 +12,7 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
-from ..cliopts import add_config_option, add_override_option
+from ..cliopts import add_config_option, add_override_option, engine_options_of
 from ..errors import ConfigError, InputError
 from ..fileio import check_output_dir
 from ..models import weights_errors_spelled
@@ -157,13 +157,7 @@ def run_predict(args) -> int:
     check_size_pixels(parse_size(args.target_size, "--target-size"), limit, "--target-size")
     if args.input:
         check_inputs(list(args.input))
-    engine_options = {}
-    if args.cpu_threads is not None:
-        engine_options["cpu_threads"] = args.cpu_threads
-    if args.no_onednn:
-        engine_options["onednn"] = False
-    if args.precision:
-        engine_options["precision"] = args.precision
+    engine_options = engine_options_of(args)
     if demo:
         from .demo import load_demo
 

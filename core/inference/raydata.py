@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from ..cliopts import engine_options_of
 from ..deps import missing_module_error
 from ..errors import ConfigError, InputError, SegzooError
 from ..fileio import atomic_write, check_output_dir, make_output_dir
@@ -324,13 +325,7 @@ def _model_arguments(args) -> tuple[Optional[str], dict, list]:
     """``(model, create_model keyword arguments, inputs)`` of the predict flags (the demo when none is given)."""
     from ..registry import get_registry
 
-    engine_options: dict = {}
-    if args.cpu_threads is not None:
-        engine_options["cpu_threads"] = args.cpu_threads
-    if args.no_onednn:
-        engine_options["onednn"] = False
-    if args.precision:
-        engine_options["precision"] = args.precision
+    engine_options = engine_options_of(args)
     kwargs: dict = dict(target_size=args.target_size, device=args.device, engine=args.engine,
                         engine_options=engine_options or None, slide_window=args.slide_window,
                         slide_stride=args.slide_stride)

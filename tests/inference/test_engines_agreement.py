@@ -43,8 +43,7 @@ from segzoo.inference.modeldir import ModelSource
 from segzoo.inference.onnx import EngineFallbackWarning
 from segzoo.inference.sizes import resize_scores
 
-from ..plugins.paddleseg_reference import NO_PADDLESEG, assert_agrees, reference_network, reference_scores, weight_scale
-from .conftest import moderate_weights
+from ..plugins.paddleseg_reference import assert_agrees, reference_scores, seeded_peer
 
 MODELS = segzoo.list_models()
 #: one large model per family runs by default (marked slow); the small ones all run
@@ -99,24 +98,13 @@ class Reference:
     """segzoo's network with seeded weights, and the peer's scores for each test photo."""
 
     def __init__(self, name: str, root):
-        import paddle
-
         from segzoo.weights import save_weights
 
-        registry = segzoo.get_registry()
         self.name = name
-        self.card = registry.card(name)
-        self.config = registry.config(name)
-        paddle.seed(0)
-        self.layer = registry.build_model(name, self.config)
-        moderate_weights(self.layer, seed=0, scale=weight_scale(name))
-        self.layer.eval()
+        self.card = segzoo.get_registry().card(name)
+        self.config, self.layer, self.peer, _ = seeded_peer(name)
         self.weights = save_weights(self.layer, root / "model.pdparams")
-        if name in NO_PADDLESEG:
-            peer = _SegzooLayer(self.layer, registry, name, self.config)
-        else:
-            peer = reference_network(name, self.config.num_classes, self.layer.state_dict())
-        self.peer = peer
+        peer = self.peer
         self.images = photos(name in FULL_PHOTO)
         self.scores = [reference_scores(peer, img, self.config.mean, self.config.std) for img in self.images]
         self.labels = [s.argmax(0) for s in self.scores]
@@ -132,16 +120,6 @@ class Reference:
             scores = reference_scores(self.peer, resized, self.config.mean, self.config.std)
             out.append(resize_scores(scores, (img.shape[1], img.shape[0])))
         return out
-
-
-class _SegzooLayer:
-    """SeaFormer's reference: its own dygraph layer called directly (no predictor), through the plugin's scores."""
-
-    def __init__(self, layer, registry, name, config):
-        self.layer, self.registry, self.name, self.config = layer, registry, name, config
-
-    def __call__(self, x):
-        return [self.registry.postprocess(self.name, self.config, self.layer(x))]
 
 
 @pytest.fixture(scope="module", params=[_param(n) for n in MODELS])

@@ -29,15 +29,7 @@ import segzoo
 from segzoo import official
 
 from ..core.official_server import OfficialServer, tar_folder
-from ..plugins.paddleseg_reference import (
-    NO_PADDLESEG,
-    assert_agrees,
-    paddlex_program,
-    reference_network,
-    reference_scores,
-    weight_scale,
-)
-from .conftest import moderate_weights
+from ..plugins.paddleseg_reference import assert_agrees, paddlex_program, reference_scores, seeded_peer
 from .test_engines_agreement import photos
 
 MODELS = [
@@ -48,33 +40,12 @@ MODELS = [
 ]
 
 
-class _Own:
-    """SeaFormer's peer: segzoo's own layer, giving ``[scores]`` as paddleseg's networks do."""
-
-    def __init__(self, name, config, layer):
-        self.registry, self.name, self.config, self.layer = segzoo.get_registry(), name, config, layer
-
-    def __call__(self, x):
-        return [self.registry.postprocess(self.name, self.config, self.layer(x))]
-
-
 @pytest.fixture(scope="module", params=MODELS)
 def served(request, tmp_path_factory):
-    """``(name, server, photos, paddleseg's labels)`` for one model's PaddleX-style program."""
-    import paddle
-
+    """``(name, server, photos, paddleseg's scores)`` for one model's PaddleX-style program."""
     name = request.param
     root = tmp_path_factory.mktemp("paddlex_program")
-    registry = segzoo.get_registry()
-    config = registry.config(name)
-    paddle.seed(0)
-    layer = registry.build_model(name, config)
-    moderate_weights(layer, seed=0, scale=weight_scale(name))
-    layer.eval()
-    if name in NO_PADDLESEG:
-        peer, traced = _Own(name, config, layer), layer
-    else:
-        peer = traced = reference_network(name, config.num_classes, layer.state_dict())
+    config, _, peer, traced = seeded_peer(name)
     folder = paddlex_program(name, traced, root / "program", config.mean, config.std)
     server = OfficialServer()
     server.put(f"official_inference_model/{official.INFERENCE_VERSION}/{name}_infer.tar",

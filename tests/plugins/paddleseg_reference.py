@@ -165,3 +165,39 @@ def paddlex_program(name: str, layer, out_dir, mean=(0.5, 0.5, 0.5), std=(0.5, 0
     }
     (out / "inference.yml").write_text(yaml.safe_dump({"Deploy": deploy, "Global": {"model_name": name}}))
     return out
+
+
+class _OwnNetwork:
+    """A model without a paddleseg network (SeaFormer): segzoo's own layer, giving ``[scores]`` as paddleseg's do."""
+
+    def __init__(self, name, config, layer):
+        import segzoo
+
+        self.registry, self.name, self.config, self.layer = segzoo.get_registry(), name, config, layer
+
+    def __call__(self, x):
+        return [self.registry.postprocess(self.name, self.config, self.layer(x))]
+
+
+def seeded_peer(name: str):
+    """``(config, layer, peer, program_layer)`` for ``name`` with seeded moderate weights.
+
+    ``layer`` is segzoo's network; ``peer`` is paddleseg's network holding the same weights (segzoo's own
+    layer called directly for :data:`NO_PADDLESEG` models), to compare with; ``program_layer`` is what
+    PaddleX's program is traced from (:func:`paddlex_program`).
+    """
+    import paddle
+    import segzoo
+
+    from ..inference.conftest import moderate_weights
+
+    registry = segzoo.get_registry()
+    config = registry.config(name)
+    paddle.seed(0)
+    layer = registry.build_model(name, config)
+    moderate_weights(layer, seed=0, scale=weight_scale(name))
+    layer.eval()
+    if name in NO_PADDLESEG:
+        return config, layer, _OwnNetwork(name, config, layer), layer
+    peer = reference_network(name, config.num_classes, layer.state_dict())
+    return config, layer, peer, peer
