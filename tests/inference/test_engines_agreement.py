@@ -54,7 +54,7 @@ LARGE_OPTIONAL = {
     "SegFormer-B3", "SegFormer-B4", "SegFormer-B5", "MaskFormer_small",
 }
 #: these also run the photo at its own 500×375
-FULL_PHOTO = {"PP-LiteSeg-T", "SegFormer-B0", "SeaFormer_tiny", "OCRNet_HRNet-W18"}
+FULL_PHOTO = {"PP-LiteSeg-T", "SegFormer-B0", "SeaFormer_tiny"}
 ALL = os.environ.get("SEGZOO_TEST_ALL_MODELS") == "1"
 
 

@@ -20,6 +20,7 @@ own layer (checked against the official fixture in ``tests/plugins/seaformer``).
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -36,7 +37,9 @@ MODELS = [
     pytest.param("PP-LiteSeg-T"),
     pytest.param("SegFormer-B0"),
     pytest.param("SeaFormer_tiny"),
-    pytest.param("OCRNet_HRNet-W18", marks=pytest.mark.slow),
+    # a program converted as it is (no rebuild); PaddleX's own predictor checks it in benchmarks/paddlex_parity.py
+    pytest.param("OCRNet_HRNet-W18", marks=[pytest.mark.slow, pytest.mark.skipif(
+        os.environ.get("SEGZOO_TEST_ALL_MODELS") != "1", reason="a large program: set SEGZOO_TEST_ALL_MODELS=1")]),
 ]
 
 
