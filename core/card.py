@@ -186,6 +186,10 @@ class ModelCard(BaseModel):
         "the masks of models with global context (pooling, attention)",
     )
     pad_reason: str = Field("", description="why the network needs pad_to (shown by segzoo info); required with pad_to")
+    default_of: tuple[str, ...] = Field(
+        (), description="the PaddleX pipelines (e.g. semantic_segmentation) whose default model this is, as in "
+        "PaddleX's pipeline configs: create_pipeline and segzoo config --pipeline run it when no model is named",
+    )
     export: ExportSupport = Field(ExportSupport(), description="what the plugin declares its model exports to")
     official: Optional[OfficialWeights] = Field(
         None, description="the weights PaddleX publishes for this model (create_model(name) uses them); None: none"

@@ -131,8 +131,8 @@ def _config_form_runner(config_form):
 
 # -- list-models ----------------------------------------------------------------------------
 def add_arguments_list_models(p: argparse.ArgumentParser) -> None:
-    p.add_argument("pattern", nargs="?", help="shell wildcard, e.g. 'SegFormer*' (case-insensitive)")
-    p.add_argument("--family", help="only this family (deeplab, ocrnet, ppliteseg, ...)")
+    p.add_argument("pattern", nargs="?", help="shell wildcard, e.g. 'Seg*' (case-insensitive)")
+    p.add_argument("--family", help="only this family (the FAMILY column of segzoo list-models)")
     p.add_argument("--json", action="store_true", help="print the cards as JSON")
 
 

@@ -45,7 +45,7 @@ from .config import apply_overrides
 from .errors import ConfigError, SegzooError, suggest
 from .inference.create import create_model
 from .inference.sizes import parse_size
-from .registry import format_validation_error, get_registry
+from .registry import format_validation_error, get_registry, pipeline_default_model
 
 __all__ = [
     "PIPELINE_NAMES",
@@ -60,8 +60,6 @@ __all__ = [
 
 #: the pipelines segzoo runs (PaddleX's names)
 PIPELINE_NAMES = ("semantic_segmentation",)
-#: the model of PaddleX's default semantic_segmentation pipeline
-DEFAULT_MODEL = "PP-LiteSeg-T"
 SAVE_HINT = "write the default with `segzoo config --pipeline semantic_segmentation --save my.yaml`"
 _NULLS = ("none", "null", "~", "")
 
@@ -79,7 +77,11 @@ class SemanticSegmentationModule(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     module_name: str = Field("semantic_segmentation", description="PaddleX's module; semantic_segmentation only")
-    model_name: str = Field(DEFAULT_MODEL, description="a model of `segzoo list-models`")
+    model_name: str = Field(
+        default_factory=lambda: pipeline_default_model("semantic_segmentation"),
+        description="a model of `segzoo list-models`; unset: the pipeline's default (the card whose default_of "
+        "names it: the model PaddleX's own pipeline config runs)",
+    )
     model_dir: Optional[str] = Field(
         None, description="an exported inference directory, or a .pdparams file / a directory holding one; "
         "null: the model's official inference model"
@@ -234,8 +236,15 @@ def pipeline_yaml(name: str, overrides: Any = ()) -> str:
     _check_name(name, "--pipeline: ")
     config = None
     if overrides:
-        data = PipelineConfig(pipeline_name=name).model_dump()
-        config = _validate(apply_overrides(data, overrides), "-o: ")
+        # the keys -o may set; model_name unresolved, so that naming one works without the default's plugin
+        module = SemanticSegmentationModule.model_construct(model_name=None)
+        data = PipelineConfig.model_construct(
+            pipeline_name=name, SubModules=SubModulesConfig.model_construct(SemanticSegmentation=module)
+        ).model_dump()
+        data = apply_overrides(data, overrides)
+        if data["SubModules"]["SemanticSegmentation"].get("model_name") is None:
+            del data["SubModules"]["SemanticSegmentation"]["model_name"]  # unset: the default (or its error)
+        config = _validate(data, "-o: ")
     return default_pipeline_yaml(name, config)
 
 

@@ -310,6 +310,21 @@ def list_models(pattern: Optional[str] = None) -> list[str]:
     return get_registry().list_models(pattern)
 
 
+def pipeline_default_model(pipeline: str) -> str:
+    """The model a pipeline runs when none is named: the card that lists ``pipeline`` in ``default_of``.
+
+    Several such cards (a third-party plugin claiming it too): the first in :func:`list_models` order.
+    None (its plugin blocked or uninstalled): a one-line error that says how to name a model.
+    """
+    for card in get_registry().cards():
+        if pipeline in card.default_of:
+            return card.name
+    raise ConfigError(
+        f"no installed model is the default of the {pipeline} pipeline (its plugin is blocked or not installed): "
+        f"name one, e.g. -o SubModules.SemanticSegmentation.model_name=NAME (see segzoo list-models)"
+    )
+
+
 def get_model_card(name: str) -> ModelCard:
     """The card of model ``name``; an unknown name suggests the closest ones."""
     return get_registry().card(name)

@@ -32,3 +32,32 @@ def test_architecture_doc_names_every_core_package():
     packages = sorted(p.name for p in (ROOT / "core").iterdir() if (p / "__init__.py").exists())
     missing = [name for name in packages if f"segzoo.{name}" not in doc]
     assert not missing, f"docs/architecture.md does not describe: {', '.join(missing)}"
+
+
+def _code_strings(tree: ast.AST):
+    """The string literals of a module that are not docstrings (docstrings and comments may cite measurements)."""
+    docs = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            yield node
+
+
+def test_core_code_names_no_model_and_no_family():
+    """DESIGN.md: the core knows no model. A name or family in core code is a branch a card should carry."""
+    import segzoo
+
+    names = segzoo.list_models()
+    families = {segzoo.get_model_card(n).family.lower() for n in names}
+    found = []
+    for path in CORE_FILES:
+        for node in _code_strings(ast.parse(path.read_text(encoding="utf-8"))):
+            words = set(node.value.lower().replace(",", " ").replace("(", " ").replace(")", " ").split())
+            hits = [n for n in names if n in node.value] + sorted(families & words)
+            if hits:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} {hits}")
+    assert not found, "core code names models or families (put it on the card, read it via the registry): " + "; ".join(found)

@@ -122,6 +122,17 @@ def add_arguments_config(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save", metavar="FILE", help="write the config to FILE (atomically) instead of printing it")
 
 
+def _example_model() -> str:
+    """A model to name in a hint: the pipeline's default where its plugin is installed, else the first model."""
+    from ..registry import list_models, pipeline_default_model
+
+    try:
+        return pipeline_default_model("semantic_segmentation")
+    except ConfigError:
+        names = list_models()
+        return names[0] if names else "NAME"
+
+
 def run_config(args) -> int:
     if args.pipeline is not None:
         from ..pipeline import pipeline_yaml  # lazy: it imports the inference layer (segzoo --help stays fast)
@@ -130,7 +141,9 @@ def run_config(args) -> int:
             raise ConfigError(f"give a model name or --pipeline, not both ({args.model!r} and --pipeline {args.pipeline})")
         text = pipeline_yaml(args.pipeline, args.overrides)
     elif args.model is None:
-        raise ConfigError("give a model name (segzoo config PP-LiteSeg-T) or a pipeline (--pipeline semantic_segmentation)")
+        raise ConfigError(
+            f"give a model name (segzoo config {_example_model()}) or a pipeline (--pipeline semantic_segmentation)"
+        )
     else:
         cfg = default_config(args.model)
         if args.overrides:

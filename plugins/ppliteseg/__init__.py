@@ -56,7 +56,9 @@ _EXPORT = ExportSupport(
 )
 
 
-def _plugin(variant: str, stdc: int, channels: str, figures: Figures, **config_defaults) -> PaddleSegPlugin:
+def _plugin(
+    variant: str, stdc: int, channels: str, figures: Figures, default_of: tuple[str, ...] = (), **config_defaults
+) -> PaddleSegPlugin:
     name = f"PP-LiteSeg-{variant}"
     card = ModelCard(
         name=name,
@@ -68,6 +70,7 @@ def _plugin(variant: str, stdc: int, channels: str, figures: Figures, **config_d
         size_divisor=32,
         export=_EXPORT,
         official={"name": name},
+        default_of=default_of,
         config_class=PPLiteSegConfig.with_defaults(
             f"PPLiteSeg{variant}Config", doc=f"Config of {name}.", **config_defaults
         ),
@@ -78,6 +81,7 @@ def _plugin(variant: str, stdc: int, channels: str, figures: Figures, **config_d
 PPLITESEG_T = _plugin(
     "T", 1, "arm_out_chs [32,64,128], seg_head_inter_chs [32,64,64]",
     Figures(miou=73.10, gpu_ms=30.16, gpu_ms_hp=14.03, cpu_ms=420.07, cpu_ms_hp=235.01, size_mb=28.5),
+    default_of=("semantic_segmentation",),  # PaddleX's semantic_segmentation.yaml runs PP-LiteSeg-T
     arm_out_chs=(32, 64, 128), seg_head_inter_chs=(32, 64, 64),
 )
 PPLITESEG_B = _plugin(

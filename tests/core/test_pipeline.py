@@ -171,3 +171,28 @@ def test_unknown_pipeline_names_and_missing_files(tmp_path, capsys):
     assert "--pipeline semantic_segmentation" in capsys.readouterr().err
     assert main(["config", "--pipeline", "semantic_segmentation", "-o", "SubModules.SemanticSegmentation.model_nam=x"]) == 2
     assert "did you mean model_name" in capsys.readouterr().err
+
+
+def test_the_default_model_comes_from_the_card_that_claims_the_pipeline(monkeypatch, capsys):
+    """The core names no model: PP-LiteSeg-T is the default because its card says so (default_of)."""
+    assert segzoo.get_model_card("PP-LiteSeg-T").default_of == ("semantic_segmentation",)
+    assert PipelineConfig().module.model_name == "PP-LiteSeg-T"
+    assert main(["config"]) == 2
+    assert "segzoo config PP-LiteSeg-T" in capsys.readouterr().err
+    monkeypatch.setenv("SEGZOO_BLOCK_PLUGINS", "PP-LiteSeg-*")
+    segzoo.reset_registry()
+    try:
+        with pytest.raises(segzoo.ConfigError, match=r"no installed model is the default of the semantic_segmentation "
+                           r"pipeline .*-o SubModules\.SemanticSegmentation\.model_name=NAME"):
+            PipelineConfig()
+        assert main(["config", "--pipeline", "semantic_segmentation"]) == 2
+        err = capsys.readouterr().err
+        assert "no installed model is the default" in err and "Traceback" not in err
+        # named, the pipeline runs without the default's plugin
+        assert "model_name: SegFormer-B0" in segzoo.pipeline.pipeline_yaml(
+            "semantic_segmentation", ["SubModules.SemanticSegmentation.model_name=SegFormer-B0"])
+        assert main(["config"]) == 2
+        assert f"segzoo config {segzoo.list_models()[0]}" in capsys.readouterr().err  # the first installed model
+    finally:
+        monkeypatch.delenv("SEGZOO_BLOCK_PLUGINS")
+        segzoo.reset_registry()
