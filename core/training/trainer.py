@@ -66,6 +66,7 @@ from .distributed import STEP_DIGESTS, gather_ranks, in_launched_process, launch
 from .ema import WeightsEMA
 from .evaluation import evaluate_layer
 from .init_weights import load_initial_weights
+from .interrupt import interrupt_checked
 from .metrics import compute_metrics, format_table
 from .optim import build_optimizer, build_scheduler
 from .plots import curves_png
@@ -318,7 +319,7 @@ class Trainer:
         it = start
         net.train()
         t_start = time.perf_counter()
-        for images, labels, keys, error in loader:
+        for images, labels, keys, error in interrupt_checked(loader):
             raise_batch_error(error)
             it += 1
             if len(seen) < 4 * t.batch_size:

@@ -53,15 +53,14 @@ def test_ctrl_c_exits_cleanly_logs_it_and_prints_the_resume_command(shapes64, tm
     while not (out / "iter_2").is_dir() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, proc.communicate()[1]
-    # Ctrl-C; pressed again after a second if the run goes on (once, on an idle CI machine, a SIGINT sent
-    # while iter_2 was being written was not seen and the run finished: cause not found yet)
-    for _ in range(10):
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=1.0)
-            break
-        except subprocess.TimeoutExpired:
-            continue
+    # Ctrl-C, once. A press that lands in a finalizer used to be dropped (the run went on to the end:
+    # seen once in CI); segzoo.training.interrupt remembers it (tests/training/test_interrupt.py)
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"one Ctrl-C did not stop training within 60 s: {proc.communicate()[1][-2000:]}")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.rstrip().endswith("segzoo: interrupted")
