@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="measurements in turn, medians reported (default 1)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(HERE))
-    from run import ensure_paddlex, versions
+    from run import ensure_paddlex, machine, versions
 
     paddlex = None if args.no_paddlex else ensure_paddlex(lambda m: print(m, file=sys.stderr))
     segzoo_bin = str(Path(sys.executable).with_name("segzoo"))
@@ -210,7 +210,7 @@ def main(argv=None) -> int:
                   f"{b['wall_s'] / d['wall_s']:.2f}× | {pxs:.1f} | {b['wall_s'] / pxs:.2f}× / {d['wall_s'] / pxs:.2f}× | "
                   f"{r.get('same bytes')} |" if ok else f"| {r['model']} | error |")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"rows": rows, "versions": versions(paddlex), "threads": args.threads,
+        Path(args.json_out).write_text(json.dumps({"rows": rows, "machine": machine(), "versions": versions(paddlex), "threads": args.threads,
                                                    "date": time.strftime("%Y-%m-%d %H:%M")}, indent=2))
     return 0
 

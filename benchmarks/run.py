@@ -97,7 +97,14 @@ def versions(paddlex_python=None) -> dict:
 def machine() -> dict:
     from segzoo.inference.auto import cpu_name
 
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()}
+    from segzoo.inference.precision import cpu_flags
+
+    out = {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
+           "isa_flags": sorted(f for f in cpu_flags() if f.startswith(("avx", "amx", "fma")))}
+    caps = {k: os.environ[k] for k in ("ONEDNN_MAX_CPU_ISA", "OV_CPU_MAX_ISA") if os.environ.get(k)}
+    if caps:  # an emulated CPU: oneDNN (Paddle, OpenVINO) and OpenVINO's own kernels capped to this ISA
+        out["isa_cap"] = caps
+    return out
 
 
 def paddleseg_graph(layer):

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..fileio import write_json
+from .auto import cpu_name
 from .export_cache import exports_cache, file_digest
 
 log = logging.getLogger("segzoo")
@@ -50,6 +51,8 @@ NEEDS = {"fp32": None, "bf16": "BF16", "int8": "INT8"}
 BF16_MIN_AGREEMENT = 0.999  # the bar every engine meets against PaddleX's masks (issue 27): bf16 by default must not lower it
 #: CPU flags with 8-bit dot products that do not saturate (VNNI, AMX)
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+#: oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which no 8-bit dot-product instruction runs
+NO_VNNI_CAPS = ("SSE41", "AVX", "AVX2", "AVX512_CORE")
 #: where conversions shipped in the package (and their verdicts) live
 SHIPPED = Path(__file__).resolve().parents[1] / "assets"
 #: bumped when the verdict's measurement changes (older verdicts are measured again)
@@ -67,9 +70,25 @@ def cpu_capabilities() -> tuple[str, ...]:
         return ()
 
 
-@functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset:
-    """The CPU's feature flags (``/proc/cpuinfo``; empty where there is none)."""
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where there is none), less what an ISA cap hides.
+
+    ``ONEDNN_MAX_CPU_ISA`` (with OpenVINO's ``OV_CPU_MAX_ISA``) caps the kernels
+    oneDNN and OpenVINO dispatch: capped at ``AVX2`` or ``AVX512_CORE`` the
+    8-bit kernels run without VNNI, so the flags they would use are dropped
+    (an AVX-512 machine then quantizes, and benchmarks, as an AVX2 one does).
+    """
+    flags = _proc_flags()
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    if cap in NO_VNNI_CAPS:
+        flags = frozenset(f for f in flags if f not in VNNI_FLAGS and not f.startswith(("amx", "avx512_bf16")))
+        if cap != "AVX512_CORE":
+            flags = frozenset(f for f in flags if not f.startswith("avx512"))
+    return flags
+
+
+@functools.lru_cache(maxsize=1)
+def _proc_flags() -> frozenset:
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
             for line in fh:
@@ -78,20 +97,6 @@ def cpu_flags() -> frozenset:
     except OSError:
         pass
     return frozenset()
-
-
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), for reports."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def check_precision(precision: str, capabilities: Iterable[str]) -> None:

@@ -309,8 +309,9 @@ def format_report(r: dict) -> str:
             f"{r['ms_int8']:.1f} ms per image, {r['speedup']:.2f}x",
         ]
         if r["speedup"] < 1:
-            lines.append("  INT8 is not faster than fp32 here at these image sizes (small images and CPUs with bf16 "
-                         "gain least): compare with segzoo benchmark --engines openvino,openvino:bf16,openvino:int8")
+            lines.append("  INT8 is not faster than fp32 here at these image sizes (small images, CPUs with bf16, and "
+                         "transformers on CPUs without VNNI gain least): keep fp32, or compare with segzoo benchmark "
+                         "--engines openvino,openvino:bf16,openvino:int8")
     else:
         lines.append("  not measured: no --dataset (kept with --force)")
     if r.get("output"):

@@ -10,6 +10,8 @@ is a function of it).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -230,3 +232,14 @@ def test_default_precision_is_measured_once_and_explained(home, tmp_path, monkey
     assert default_precision("SeaFormer_tiny", copy, no_measuring, 32, 2) == (picked, why)
     assert main(["info", "SeaFormer_tiny"]) == 0
     assert f"{100 * measured['agreement']:.2f} % of the pixels" in capsys.readouterr().out
+
+
+def test_an_isa_cap_makes_this_cpu_quantize_and_pick_precision_as_an_avx2_one():
+    """ONEDNN_MAX_CPU_ISA=AVX2 with OV_CPU_MAX_ISA=AVX2 (how benchmarks/ emulates an AVX2-only CPU): OpenVINO
+    drops bf16, and the overflow fix is the one for CPUs without VNNI, whatever /proc/cpuinfo says."""
+    code = ("from segzoo.inference.precision import cpu_capabilities, cpu_flags, overflow_fix_for\n"
+            "print(overflow_fix_for(cpu_flags())[0], 'BF16' in cpu_capabilities(), any(f.startswith('avx512') for f in cpu_flags()))")
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "OV_CPU_MAX_ISA": "AVX2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["first_layer_only", "False", "False"]
