@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -155,8 +156,14 @@ def measure_bf16(onnx_path: Path, batches: list, threads: int) -> float:
     core = ov.Core()
     model = core.read_model(str(onnx_path))
     labels = {}
-    for hint in ("f32", "bf16"):  # one compile per precision, with the model's dynamic H×W (half the time of two static)
-        compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads})
+    hints = ("f32", "bf16")
+    # one compile per precision, with the model's dynamic H×W (half the time of two static), both at once:
+    # compiling is mostly one thread (PP-LiteSeg-T on 2 cores: 0.40 s together, 0.68 s one after the other)
+    with ThreadPoolExecutor(len(hints)) as pool:
+        compiled_for = dict(zip(hints, pool.map(lambda hint: core.compile_model(
+            model, "CPU", {"INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": threads}), hints)))
+    for hint in hints:
+        compiled = compiled_for.pop(hint)  # each freed once its labels are taken
         labels[hint] = []
         for batch in batches:
             out = np.asarray(compiled(batch)[0])
