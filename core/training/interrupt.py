@@ -34,6 +34,8 @@ def interrupt_checked(batches: Iterable[T]) -> Iterator[T]:
         yield from batches
         return
     previous = signal.getsignal(signal.SIGINT)
+    if getattr(previous, "segzoo_guard", False):  # an earlier run's guard, its iterator not yet collected
+        previous = signal.default_int_handler
     if previous is not signal.default_int_handler:
         yield from batches
         return
@@ -43,11 +45,17 @@ def interrupt_checked(batches: Iterable[T]) -> Iterator[T]:
         noted.append(signum)
         raise KeyboardInterrupt
 
+    on_sigint.segzoo_guard = True
+
     hook = sys.unraisablehook
+    while getattr(hook, "segzoo_inner", None) is not None:  # an earlier run's, not yet put back
+        hook = hook.segzoo_inner
 
     def on_unraisable(unraisable):  # the dropped Ctrl-C is noted already: no "Exception ignored" traceback
         if unraisable.exc_type is not KeyboardInterrupt or not noted:
             hook(unraisable)
+
+    on_unraisable.segzoo_inner = hook
 
     signal.signal(signal.SIGINT, on_sigint)
     sys.unraisablehook = on_unraisable
@@ -56,6 +64,8 @@ def interrupt_checked(batches: Iterable[T]) -> Iterator[T]:
             if noted:
                 raise KeyboardInterrupt
             yield batch
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        sys.unraisablehook = hook
+    finally:  # put back what was there, unless a later run's guard has replaced it since
+        if signal.getsignal(signal.SIGINT) is on_sigint:
+            signal.signal(signal.SIGINT, previous)
+        if sys.unraisablehook is on_unraisable:
+            sys.unraisablehook = hook

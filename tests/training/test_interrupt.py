@@ -70,3 +70,22 @@ def test_an_ignored_sigint_stays_ignored():
         assert list(batches) == [1, 2]
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_run_left_by_an_error_does_not_unguard_the_next_one():
+    """A training loop that raised keeps its (suspended) iterator alive until it is collected; the next
+    run in the same process is still guarded, and the late close does not undo the new guard."""
+    hook = sys.unraisablehook
+    first = interrupt_checked(range(3))
+    assert next(first) == 0  # the run then failed: `first` is left suspended
+    second = interrupt_checked(range(3))
+    assert next(second) == 0
+    first.close()  # collected late
+    assert getattr(signal.getsignal(signal.SIGINT), "segzoo_guard", False)  # the second run's guard stays
+    seen = [0]
+    with pytest.raises(KeyboardInterrupt):
+        for batch in second:
+            seen.append(batch)
+            _CtrlCInFinalizer()
+    assert seen == [0, 1]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and sys.unraisablehook is hook
