@@ -96,7 +96,6 @@ def versions(paddlex_python=None) -> dict:
 
 def machine() -> dict:
     from segzoo.inference.auto import cpu_name
-
     from segzoo.inference.precision import cpu_flags
 
     out = {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),

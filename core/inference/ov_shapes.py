@@ -45,6 +45,7 @@ the model (measured on 2 cores: PP-LiteSeg-T 1.04–1.06×, SegFormer-B0
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import threading
@@ -114,18 +115,20 @@ def prune_compiled_cache(root: Optional[Path] = None, max_mb: float = COMPILED_C
     return removed
 
 
-_LIBC: list = []
+@functools.lru_cache(maxsize=1)
+def _malloc_trim():
+    """glibc's ``malloc_trim``, loaded once; ``None`` elsewhere."""
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return None
 
 
 def _trim_heap() -> None:
     """Give freed C heap back to the system (glibc's ``malloc_trim``; nothing elsewhere)."""
-    if not _LIBC:
-        try:
-            _LIBC.append(ctypes.CDLL("libc.so.6").malloc_trim)
-        except (OSError, AttributeError):  # pragma: no cover - not glibc
-            _LIBC.append(None)
-    if _LIBC[0] is not None:
-        _LIBC[0](0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 class ShapePolicy:
@@ -350,8 +353,6 @@ class CompiledShapes:
         """Outputs of independent ``3×H×W`` images, in order: in parallel on THROUGHPUT-compiled models, except
         images over :data:`PARALLEL_MAX_PIXELS`, which run one at a time on every core (LATENCY)."""
         alone = [i for i, image in enumerate(images) if image.shape[-2] * image.shape[-1] > PARALLEL_MAX_PIXELS]
-        if not alone and len(images) > 1:
-            return self._parallel(images)
         outputs: list = [None] * len(images)
         for i in alone:
             outputs[i] = self.run(None, {"x": images[i][None]})[0]

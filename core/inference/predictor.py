@@ -360,9 +360,8 @@ class Predictor:
                 whole.append((i, chw, orig))
         divisor = self._pad_to
         if len(whole) > 1 and getattr(self.engine, "requests", 1) > 1:  # parallel requests: same bytes, in order
-            pads = [((0, 0), (0, ceil_to(c.shape[1], divisor) - c.shape[1]), (0, ceil_to(c.shape[2], divisor) - c.shape[2]))
-                    for _, c, _ in whole]
-            for (i, chw, orig), out in zip(whole, self.engine.run_many([np.pad(c, p) for (_, c, _), p in zip(whole, pads)])):
+            outs = self.engine.run_many([_padded(chw, divisor) for _, chw, _ in whole])
+            for (i, chw, orig), out in zip(whole, outs):
                 outputs[i] = self._finish(out[..., : chw.shape[1], : chw.shape[2]], orig, want)
             return outputs  # type: ignore[return-value]
         # whole images: those of the same network input size run together
@@ -438,6 +437,12 @@ def _check_max_pixels(value) -> Optional[int]:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ConfigError(f"max_pixels: {value!r} must be a positive int, or None to never slide")
     return int(value)
+
+
+def _padded(chw: np.ndarray, divisor: int) -> np.ndarray:
+    """``chw`` padded right and bottom with 0 to sides that are multiples of ``divisor`` (itself where they are)."""
+    _, h, w = chw.shape
+    return np.pad(chw, ((0, 0), (0, ceil_to(h, divisor) - h), (0, ceil_to(w, divisor) - w)))
 
 
 # create_model lives in .create (it builds a Predictor); its old home here resolves it on first use
