@@ -29,6 +29,14 @@ channel max of ``tensor_fusion_helper`` is taken with ``topk`` whenever a
 gradient will flow (:func:`_avg_max_reduce_channel_helper`); the values are
 the same, and inference and export keep ``paddle.max``.
 
+Another is for start-up time: ``paddleseg.utils.metrics`` imports scikit-learn
+at module level (1.4 to 1.6 s on 2 cores, nine tenths of importing paddleseg) for
+its two AUC helpers, and every ``import paddleseg`` runs it. :func:`import_paddleseg`
+imports that one module lazily (:class:`importlib.util.LazyLoader`, found by
+a finder present only while paddleseg is imported): it runs, scikit-learn
+included, on first use of ``paddleseg.utils.metrics``, with the
+``calculate_area`` fix applied then. Predicting and exporting never use it.
+
 Importing paddleseg also writes ``~/.paddleseg`` and matplotlib/visualdl
 caches under ``~`` unless ``SEG_HOME``, ``MPLCONFIGDIR`` and
 ``XDG_CACHE_HOME`` point elsewhere; :func:`import_paddleseg` points the
@@ -43,7 +51,12 @@ fails (through ``segzoo.compat``, this module's old home, which forwards to it).
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import os
+import sys
+import types
 
 from segzoo import DependencyError, cache_dir, missing_module_error
 
@@ -75,10 +88,16 @@ def import_paddleseg():
     names the module and the one ``pip install`` that fixes it.
     """
     _quiet_home_writes()
+    deferring = "paddleseg" not in sys.modules
+    if deferring:
+        sys.meta_path.insert(0, _DEFER_METRICS)
     try:
         import paddleseg
     except ImportError as exc:
         raise missing_module_error(exc, "paddleseg", _INSTALL) from exc
+    finally:
+        if deferring:
+            sys.meta_path.remove(_DEFER_METRICS)
     version = getattr(paddleseg, "__version__", "unknown")
     if version != PADDLESEG_VERSION:
         raise DependencyError(
@@ -99,7 +118,6 @@ def apply_fixes() -> None:
         return
     from paddleseg.models.layers import tensor_fusion_helper
     from paddleseg.models.losses import CrossEntropyLoss, OhemCrossEntropyLoss
-    from paddleseg.utils import metrics
 
     ORIGINALS["CrossEntropyLoss._post_process_loss"] = CrossEntropyLoss._post_process_loss
     ORIGINALS["OhemCrossEntropyLoss.forward"] = OhemCrossEntropyLoss.forward
@@ -108,9 +126,46 @@ def apply_fixes() -> None:
     OhemCrossEntropyLoss.forward = _ohem_forward
     # avg_max_reduce_channel() looks the helper up in the module at call time
     tensor_fusion_helper.avg_max_reduce_channel_helper = _avg_max_reduce_channel_helper
-    ORIGINALS["metrics.calculate_area"] = metrics.calculate_area
-    metrics.calculate_area = _calculate_area  # paddleseg.core.val calls metrics.calculate_area at call time
+    metrics = sys.modules.get(_METRICS)
+    if metrics is None or type(metrics) is types.ModuleType:  # loaded already (type() does not load a lazy one)
+        from paddleseg.utils import metrics
+
+        _fix_metrics(metrics)
     _applied = True
+
+
+_METRICS = "paddleseg.utils.metrics"
+
+
+def _fix_metrics(metrics) -> None:
+    """Put :func:`_calculate_area` in ``paddleseg.utils.metrics`` (paddleseg's evaluate looks it up at call time)."""
+    if metrics.calculate_area is not _calculate_area:
+        ORIGINALS["metrics.calculate_area"] = metrics.calculate_area
+        metrics.calculate_area = _calculate_area
+
+
+class _MetricsLoader(importlib.machinery.SourceFileLoader):
+    """paddleseg's own loader for ``paddleseg.utils.metrics``, which applies the fix once the module has run."""
+
+    def exec_module(self, module) -> None:
+        super().exec_module(module)
+        _fix_metrics(module)
+
+
+class _DeferMetrics(importlib.abc.MetaPathFinder):
+    """Finds ``paddleseg.utils.metrics`` as paddleseg's path finder does, with a lazy loader (see the module doc)."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != _METRICS:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or type(spec.loader) is not importlib.machinery.SourceFileLoader:
+            return spec  # an unusual install (bytecode only, a zip ...): imported as it is, fixed in apply_fixes
+        spec.loader = importlib.util.LazyLoader(_MetricsLoader(fullname, spec.origin))
+        return spec
+
+
+_DEFER_METRICS = _DeferMetrics()
 
 
 def _ce_post_process_loss(self, logit, label, semantic_weights, loss):

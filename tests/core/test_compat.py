@@ -1,5 +1,8 @@
 """Each Paddle 3 fix for paddleseg 2.8.0: the original code fails, the fixed code gives the right value."""
 
+import subprocess
+import sys
+
 import numpy as np
 import paddle
 import paddle.nn.functional as F
@@ -159,6 +162,9 @@ def test_ppliteseg_training_step_has_no_slow_max_backward():
 
 def test_original_calculate_area_fails_on_paddle3():
     """paddleseg's evaluate counts every image with calculate_area; Paddle 3's 0-D sums break its concat."""
+    from paddleseg.utils import metrics
+
+    assert metrics.calculate_area.__module__ == "segzoo_plugins.paddleseg_compat"  # first use: it runs, then is fixed
     pred = paddle.to_tensor(np.array([[[0, 1, 1], [2, 2, 0]]], np.int64))
     label = paddle.to_tensor(np.array([[[0, 1, 2], [2, 255, 0]]], np.int64))
     with pytest.raises(Exception, match="axis is expected to be in range"):
@@ -174,3 +180,21 @@ def test_fixed_calculate_area_counts_each_class():
     assert intersect == [2, 1, 1]  # class 0: two hits; 1: one; 2: one (the ignored pixel counts nowhere)
     assert predicted == [2, 2, 1]
     assert labelled == [2, 1, 2]
+
+
+def test_importing_paddleseg_defers_scikit_learn_until_its_metrics_are_used():
+    """paddleseg.utils.metrics imports scikit-learn (most of paddleseg's import time); segzoo runs it on first use."""
+    code = (
+        "import sys\n"
+        "from segzoo_plugins import paddleseg_compat as compat\n"
+        "compat.import_paddleseg()\n"
+        "from paddleseg.utils import metrics\n"
+        "import paddleseg.core.val\n"  # binds metrics without using it, as paddleseg's own modules do
+        "assert 'sklearn' not in sys.modules, 'scikit-learn imported with paddleseg'\n"
+        "assert metrics.calculate_area is compat._calculate_area\n"  # first use: it runs, and is fixed
+        "assert 'sklearn.metrics' in sys.modules and callable(metrics.auc_roc)\n"
+        "assert 'metrics.calculate_area' in compat.ORIGINALS\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
