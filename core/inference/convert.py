@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -204,4 +205,9 @@ def _convert_main(argv: Optional[list] = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - run as the conversion child
-    sys.exit(_convert_main())
+    code = _convert_main()
+    # the ONNX file is on disk (written atomically) and the parent reads only the streams and the status:
+    # ending here skips tearing down paddle, paddle2onnx and ONNX Runtime (0.4 s of every conversion)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
