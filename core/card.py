@@ -65,6 +65,13 @@ class ExportSupport(BaseModel):
         "(faster, or convertible at any H×W): the ONNX engines convert exports made elsewhere (PaddleX's official "
         "models) through it, with their weights, without trying the program's own conversion first"
     )
+    program_rewrite: Optional[str] = Field(
+        None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="'module:function' that rewrites an exported PIR program (one made elsewhere, such as "
+        "PaddleX's) in place into the same function in ops that convert at any H×W, and returns how many ops it "
+        "rewrote: with rebuild_exports, the ONNX engines convert the rewritten program (no network to build or "
+        "trace) and fall back to rebuilding the network when it rewrites nothing or its conversion fails",
+    )
     note: str = Field("", description="why an export or conversion is not supported; shown in errors and by segzoo info")
 
 

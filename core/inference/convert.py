@@ -61,10 +61,16 @@ class Conversion:
         )
 
     def run(self, model_file: Path, params_file: Path, out_file: Path, opset: int = OPSET,
-            timeout: float = CONVERT_TIMEOUT) -> Path:
-        """Convert ``model_file`` + ``params_file`` to ``out_file`` (written atomically, after the check)."""
+            timeout: float = CONVERT_TIMEOUT, reference: Optional[tuple] = None) -> Path:
+        """Convert ``model_file`` + ``params_file`` to ``out_file`` (written atomically, after the check).
+
+        The check compares the ONNX model with the program converted, or with ``reference``
+        (``(model_file, params_file)`` of another program that must compute the same: the one a rewritten
+        program was made from).
+        """
         out_file = Path(out_file)
-        job = json.dumps([str(model_file), str(params_file), str(out_file), int(opset)])
+        ref = [str(p) for p in reference] if reference is not None else None
+        job = json.dumps([str(model_file), str(params_file), str(out_file), int(opset), ref])
         t0 = time.perf_counter()
         try:
             stdout, stderr = self.proc.communicate(job + "\n", timeout=timeout)
@@ -175,6 +181,7 @@ def _convert_main(argv: Optional[list] = None) -> int:
     conv.add_argument("--stdin", action="store_true",
                       help="import everything first, then read [model_file, params_file, out_file, opset] as JSON")
     args = parser.parse_args(argv)
+    reference = None
     import onnxruntime  # noqa: F401  (imported before the job arrives: see the module docstring)
     import paddle2onnx
     from paddle import inference  # noqa: F401
@@ -183,7 +190,8 @@ def _convert_main(argv: Optional[list] = None) -> int:
         line = sys.stdin.readline()
         if not line.strip():  # the parent gave up before it had a program
             return 0
-        args.model_file, args.params_file, args.out_file, args.opset = json.loads(line)
+        args.model_file, args.params_file, args.out_file, args.opset, *rest = json.loads(line)
+        reference = rest[0] if rest and rest[0] else None
     elif not (args.model_file and args.params_file and args.out_file):
         parser.error("give model_file, params_file and out_file, or --stdin")
     data = paddle2onnx.export(
@@ -195,7 +203,8 @@ def _convert_main(argv: Optional[list] = None) -> int:
         enable_onnx_checker=True,
         optimize_tool="None",
     )
-    problem = validate_conversion(args.model_file, args.params_file, data)
+    ref_model, ref_params = reference or (args.model_file, args.params_file)
+    problem = validate_conversion(ref_model, ref_params, data)
     if problem:
         print(f"[ERROR][segzoo] {problem}", file=sys.stderr)
         return 3

@@ -46,12 +46,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-import numpy as np
-
 from .._version import __version__
 from ..errors import ConfigError, ExportError, WeightsError
 from ..fileio import atomic_write
-from ..models import network_from_export
 from ..paths import cache_dir
 from . import export as export_module
 from .convert import (  # noqa: F401  (the conversion's names, which this module held before)
@@ -329,57 +326,6 @@ def cached_onnx(deploy, rebuild=None, rebuild_first: bool = False) -> Path:
         _touch(target)
     prune_cache()
     return target
-
-
-def network_rebuild(model_name: str, config: Any, deploy):
-    """``rebuild(target, reason)`` for :func:`cached_onnx`: convert the plugin's own network with the export's weights.
-
-    PaddleX's official PP-LiteSeg program pools adaptively, which paddle2onnx
-    converts only at a fixed H×W; segzoo's plugin builds the same network
-    with a pooling that converts with a dynamic one. The rebuild loads the
-    export's parameters into the plugin's network
-    (:func:`segzoo.models.network_from_export`), checks that both give the
-    same labels on two random inputs (one whose size is no multiple of the
-    pooling bins), exports it to a temporary directory and converts that
-    (checked against Paddle as every conversion is) into ``target``. The
-    temporary directory is a :func:`work_dir` of the cache.
-    """
-
-    def rebuild(target: Path, reason: str) -> None:
-        log.info("%s: %s; converting the plugin's own network with the export's weights instead (once) ...",
-                 model_name, reason)
-        with Conversion() as conversion, work_dir("rebuild") as tmp:
-            # the child imports paddle2onnx while the network is rebuilt (see segzoo.inference.convert)
-            out = tmp / "export"
-            _rebuilt_export(model_name, config, deploy, out)
-            conversion.run(out / "inference.json", out / "inference.pdiparams", target)
-
-    return rebuild
-
-
-def _rebuilt_export(model_name: str, config: Any, deploy, out: Path) -> None:
-    """Export the plugin's network with the weights of ``deploy``'s program to ``out``, once both are checked
-    to give the same labels."""
-    import paddle
-
-    prefix = deploy.model_file.with_suffix("")
-    try:
-        program = paddle.jit.load(str(prefix))
-    except Exception as exc:  # noqa: BLE001 - a program paddle cannot load as a layer
-        raise ExportError(f"paddle cannot load {deploy.model_file} as a network: {str(exc).splitlines()[0]}") from exc
-    layer, fitted = network_from_export(model_name, config, prefix, program)
-    rng = np.random.default_rng(0)
-    for h, w in ((128, 128), (96, 136)):  # 1/32 feature maps of 4×4 and 3×5: bins that divide them, and bins that do not
-        x = paddle.to_tensor(rng.standard_normal((1, 3, h, w)).astype(np.float32))
-        want, got = program(x), layer(x)
-        want = np.asarray((want[0] if isinstance(want, (list, tuple)) else want).numpy())
-        got = got[0].argmax(1).numpy()
-        want = want.argmax(1) if want.ndim == 4 else want.reshape(got.shape)
-        agree = float((want == got).mean())
-        if agree < 0.999:
-            raise ExportError(f"the plugin's {model_name} with the weights of {deploy.model_file} differs from it "
-                              f"at {w}×{h} (labels agree on {agree:.2%} of the pixels)")
-    export_module.export_model(model_name, out, config=fitted, layer=layer, output_op=deploy.output_op)
 
 
 if __name__ == "__main__":  # pragma: no cover - the conversion child of segzoo < segzoo.inference.convert

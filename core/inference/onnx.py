@@ -14,10 +14,14 @@ on Paddle Inference instead, with an :class:`EngineFallbackWarning` saying why.
 
 **Exported directories whose program converts only with a fixed H×W**
 (PaddleX's official PP-LiteSeg, whose context module pools adaptively): the
-export's weights are loaded once into the plugin's own network, which pools
-shape-free, and that is converted instead, checked against the program
-(:func:`~segzoo.inference.export_cache.network_rebuild`); the conversion is
-cached under the directory's own key, so later runs load it directly. A
+card's ``export.program_rewrite`` rewrites those ops of the program shape-free,
+and the rewritten program is converted, checked against the original
+(:func:`~segzoo.inference.rebuild.program_rewrite`); without one, or where
+it does not work, the export's weights are loaded once into the plugin's own
+network, which pools shape-free, and that is converted instead, checked
+against the program (:func:`~segzoo.inference.rebuild.network_rebuild`).
+The conversion is cached under the directory's own key, so later runs load it
+directly. A
 card with ``export.rebuild_exports`` (PP-LiteSeg; SegFormer, whose exported
 decoder is folded) has exports made elsewhere rebuilt that way first, without
 trying the program's own conversion; segzoo's own exports convert as they are.
@@ -88,11 +92,11 @@ from .export_cache import (  # noqa: F401  (moved to the exports cache; this old
     exports_cache,
     file_digest,
     layer_digest,
-    network_rebuild,
     prune_cache,
     validate_conversion,
 )
 from .modeldir import ModelSource
+from .rebuild import network_rebuild, program_rewrite
 from .netcache import network_onnx
 from .netid import network_id, recorded_network
 
@@ -233,10 +237,10 @@ def export_onnx(model_name: str, config: Any, deploy) -> Path:
     A program that converts only at a fixed H×W (PaddleX's PP-LiteSeg) is
     rebuilt from the plugin's network, and one made elsewhere whose card says
     ``export.rebuild_exports`` (PP-LiteSeg, SegFormer) is rebuilt first; see
-    :func:`~segzoo.inference.export_cache.network_rebuild`.
+    :func:`~segzoo.inference.rebuild.network_rebuild`.
     """
     card = get_registry().card(model_name)
-    rebuild = network_rebuild(model_name, config, deploy) if card.export.dynamic_shape else None
+    rebuild = _rebuild(model_name, config, deploy) if card.export.dynamic_shape else None
     return cached_onnx(deploy, rebuild, rebuild_first=card.export.rebuild_exports and "segzoo" not in deploy.raw)
 
 
@@ -319,6 +323,15 @@ def make_onnx_engine(model_name: str, config: Any, source: Any, device: Optional
     return OnnxEngine(lambda hw: path, outputs=outputs, **common)
 
 
+def _rebuild(model_name: str, config: Any, deploy) -> Callable[[Path, str], None]:
+    """``rebuild(target, reason)`` of an export whose program does not convert as it is: its program with the
+    card's ``export.program_rewrite`` applied where it has one (:func:`program_rewrite`), else (or where
+    that does not work) the plugin's network with its weights (:func:`network_rebuild`)."""
+    rebuild = network_rebuild(model_name, config, deploy)
+    rewrite = get_registry().card(model_name).export.program_rewrite
+    return program_rewrite(model_name, rewrite, deploy, fallback=rebuild) if rewrite else rebuild
+
+
 def _program_conversion(model_name: str, config: Any, deploy) -> Callable[[Path], None]:
     """``make(target)`` of :func:`~segzoo.inference.netcache.network_onnx` for a segzoo export: its program
     converted, or, where that fails, the plugin's network with its weights (:func:`network_rebuild`)."""
@@ -330,7 +343,7 @@ def _program_conversion(model_name: str, config: Any, deploy) -> Callable[[Path]
         except ExportError as exc:
             if not card.export.dynamic_shape:
                 raise
-            network_rebuild(model_name, config, deploy)(target, str(exc))
+            _rebuild(model_name, config, deploy)(target, str(exc))
 
     return convert
 

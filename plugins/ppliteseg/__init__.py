@@ -51,8 +51,9 @@ def _builder(stdc: int):
 _EXPORT = ExportSupport(
     note="the context module's adaptive pooling is computed shape-free, so exports and ONNX keep a dynamic H×W "
     "(a PaddleX export of PP-LiteSeg has fixed pooling kernels: it converts to ONNX only at a fixed H×W, so the "
-    "ONNX engines convert the plugin's network with its weights instead)",
+    "ONNX engines rewrite its pooling ops the same way before converting it)",
     rebuild_exports=True,
+    program_rewrite="segzoo_plugins.ppliteseg.pooling:make_program_pooling_shape_free",
 )
 
 

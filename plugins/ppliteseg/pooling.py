@@ -14,6 +14,13 @@ weighted ``1/len``). Every op in it (``arange``, comparisons, ``matmul``)
 keeps H and W symbolic in the exported program and in ONNX. It has no
 parameters, so state dicts are unchanged; values equal
 ``nn.AdaptiveAvgPool2D``'s to float rounding (about 1e-7 relative).
+
+:func:`make_program_pooling_shape_free` does the same to a program exported
+elsewhere (PaddleX's official PP-LiteSeg): each adaptive average ``pool2d`` of
+the PIR program is replaced, in place, by the ops of the two products. The
+card names it (``export.program_rewrite``), so the ONNX engines convert such a
+program in a fraction of a second instead of rebuilding and tracing the
+network with its weights.
 """
 
 from __future__ import annotations
@@ -74,3 +81,42 @@ def make_pooling_shape_free(model) -> int:
                 parent._sub_layers[key] = cls(int(bins))
                 replaced += 1
     return replaced
+
+
+def make_program_pooling_shape_free(program) -> int:
+    """Rewrite every adaptive average ``pool2d`` of a PIR ``program`` (static mode) as ``P_h · x · P_wᵀ``.
+
+    The bins come from the op's constant output size (``full_int_array``); an
+    op whose size is computed, or that pools another way, is left as it is.
+    Returns how many ops were rewritten.
+    """
+    import paddle
+
+    block = program.global_block()
+    rewritten = 0
+    for op in list(block.ops):
+        if op.name() != "pd_op.pool2d":
+            continue
+        attrs = op.attrs()
+        if not attrs.get("adaptive") or attrs.get("pooling_type") != "avg" or attrs.get("data_format") != "NCHW":
+            continue
+        size = op.operand_source(1).get_defining_op()
+        if size is None or size.name() != "pd_op.full_int_array":
+            continue
+        bins = [int(v) for v in size.attrs()["value"]]
+        if len(bins) == 1:
+            bins = bins * 2
+        if len(bins) != 2 or min(bins) < 1:
+            continue
+        x = op.operand_source(0)
+        with paddle.static.program_guard(program):
+            paddle.pir.set_insertion_point(op)
+            shape = paddle.shape(x)
+            rows = _pool_matrix(paddle, shape[2], bins[0], x.dtype)
+            cols = _pool_matrix(paddle, shape[3], bins[1], x.dtype)
+            pooled = paddle.matmul(paddle.matmul(rows, x), cols, transpose_y=True)
+            paddle.pir.reset_insertion_point_to_end()
+        op.result(0).replace_all_uses_with(pooled)
+        block.remove_op(op)
+        rewritten += 1
+    return rewritten

@@ -172,16 +172,31 @@ def test_pp_liteseg_converts_once_for_every_input_size(tmp_path):
     assert len(converted) == 1, converted
 
 
-@pytest.mark.parametrize("yml", ["paddlex", "segzoo"])
+@pytest.mark.parametrize("yml", ["paddlex", "segzoo", "paddlex, a wrong rewrite"])
 def test_a_paddlex_pp_liteseg_export_runs_on_onnx_runtime_after_one_rebuild(tmp_path, caplog, monkeypatch, yml):
     """PaddleX's PP-LiteSeg program pools adaptively and does not convert with a dynamic H×W: the default engine
-    loads its weights into the plugin's shape-free network once, and runs every size on ONNX Runtime. With
-    PaddleX's inference.yml (the card's ``rebuild_exports``) the doomed conversion is not even tried; with a
-    segzoo section the program is converted first, and rebuilt when that fails."""
+    rewrites its pooling ops shape-free once (the card's ``program_rewrite``), converts that, and runs every size
+    on ONNX Runtime; where the rewrite does not work, it loads the weights into the plugin's shape-free network
+    instead. With PaddleX's inference.yml (the card's ``rebuild_exports``) the doomed conversion is not even
+    tried; with a segzoo section the program is converted first, and rewritten when that fails."""
     import paddle
     import yaml
 
+    from segzoo.inference import export_cache, rebuild
+
     monkeypatch.setenv("SEGZOO_HOME", str(tmp_path / "home"))  # its own cache: the other tests count theirs
+    rewrite_fails = "wrong" in yml
+    if rewrite_fails:  # pools mirrored windows: it converts, and the check against PaddleX's program rejects it
+        from segzoo_plugins.ppliteseg import pooling
+
+        right, pool_matrix = pooling.make_program_pooling_shape_free, pooling._pool_matrix
+
+        def wrong(program):
+            with monkeypatch.context() as m:
+                m.setattr(pooling, "_pool_matrix", lambda *args: pool_matrix(*args).flip(axis=1))
+                return right(program)
+
+        monkeypatch.setattr(pooling, "make_program_pooling_shape_free", wrong)
     registry = segzoo.get_registry()
     config = registry.config("PP-LiteSeg-T", num_classes=4)
     paddle.seed(2)
@@ -189,7 +204,7 @@ def test_a_paddlex_pp_liteseg_export_runs_on_onnx_runtime_after_one_rebuild(tmp_
     moderate_weights(layer, seed=2, scale=2.0)
     layer.eval()
     export = export_model("PP-LiteSeg-T", tmp_path / "paddlex_style", config=config, layer=layer)
-    if yml == "paddlex":
+    if yml.startswith("paddlex"):
         data = yaml.safe_load((export / "inference.yml").read_text())
         del data["segzoo"]  # PaddleX writes no segzoo section
         (export / "inference.yml").write_text(yaml.safe_dump(data))
@@ -198,7 +213,9 @@ def test_a_paddlex_pp_liteseg_export_runs_on_onnx_runtime_after_one_rebuild(tmp_
         warnings.simplefilter("error", EngineFallbackWarning)  # no fallback to the slow engine
         model = create_model("PP-LiteSeg-T", model_dir=export, device="cpu")
     assert model.engine.name == "openvino"
-    assert "export's weights instead" in caplog.text
+    assert "make_program_pooling_shape_free rewrote 3 op(s)" in caplog.text
+    assert ("rewritten program is not usable" in caplog.text) == rewrite_fails, caplog.text
+    assert ("export's weights instead" in caplog.text) == rewrite_fails, caplog.text  # the network rebuild
     tried = "Adaptive only support static input shape" in caplog.text or "converting to ONNX once" in caplog.text
     assert tried == (yml == "segzoo"), caplog.text
     reference = create_model("PP-LiteSeg-T", model_dir=export, engine="paddle")  # the program itself
@@ -210,9 +227,8 @@ def test_a_paddlex_pp_liteseg_export_runs_on_onnx_runtime_after_one_rebuild(tmp_
     def no_conversion(*args, **kwargs):
         raise AssertionError("the rebuilt conversion should have been reused")
 
-    from segzoo.inference import export_cache
-
-    monkeypatch.setattr(export_cache, "network_from_export", no_conversion)
+    monkeypatch.setattr(rebuild, "_rewritten_export", no_conversion)
+    monkeypatch.setattr(rebuild, "network_from_export", no_conversion)
     monkeypatch.setattr(export_cache, "convert_to_onnx", no_conversion)
     again = create_model("PP-LiteSeg-T", model_dir=export, engine="onnxruntime")
     assert again.engine.name == "onnxruntime"

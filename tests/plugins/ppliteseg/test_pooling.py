@@ -7,7 +7,11 @@ import paddle
 import pytest
 
 import segzoo
-from segzoo_plugins.ppliteseg.pooling import make_pooling_shape_free, shape_free_pool_class
+from segzoo_plugins.ppliteseg.pooling import (
+    make_pooling_shape_free,
+    make_program_pooling_shape_free,
+    shape_free_pool_class,
+)
 
 
 @pytest.mark.parametrize("bins", [1, 2, 3, 4, 6])
@@ -51,3 +55,42 @@ def test_pp_liteseg_has_no_fixed_pooling_left_and_the_same_state_dict():
     x = paddle.randn([1, 3, 96, 160])
     np.testing.assert_allclose(model(x)[0].numpy(), original(x)[0].numpy(), rtol=1e-4, atol=1e-5)
     assert make_pooling_shape_free(model) == 0  # idempotent: nothing left to replace
+
+
+def test_a_programs_adaptive_poolings_are_rewritten_to_the_same_function(tmp_path):
+    """An exported program's adaptive average pool2d ops (square and not) are replaced by shape-free ops: the
+    program then gives the same values at sizes its bins do not divide; other poolings stay as they are."""
+    paddle.seed(4)
+    net = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3, padding=1), paddle.nn.AvgPool2D(2))
+    pools = [paddle.nn.AdaptiveAvgPool2D(2), paddle.nn.AdaptiveAvgPool2D((3, 2)), paddle.nn.AdaptiveMaxPool2D(2)]
+
+    class Net(paddle.nn.Layer):
+        def __init__(self):
+            super().__init__()
+            self.net, self.pools = net, paddle.nn.LayerList(pools)
+
+        def forward(self, x):
+            y = self.net(x)
+            return paddle.concat([p(y).flatten(1) for p in self.pools], axis=1)
+
+    layer = Net()
+    layer.eval()
+    spec = [paddle.static.InputSpec([None, 3, None, None], "float32", "x")]
+    paddle.jit.save(paddle.jit.to_static(layer, input_spec=spec, full_graph=True), str(tmp_path / "inference"))
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((1, 3, h, w)).astype(np.float32) for h, w in ((26, 40), (66, 34), (14, 18))]
+    want = [layer(paddle.to_tensor(x)).numpy() for x in inputs]
+    paddle.enable_static()
+    try:
+        with paddle.static.scope_guard(paddle.static.Scope()):
+            exe = paddle.static.Executor(paddle.CPUPlace())
+            program, feeds, fetches = paddle.static.load_inference_model(str(tmp_path / "inference"), exe)
+            names = lambda: [op.name() for op in program.global_block().ops]  # noqa: E731
+            assert names().count("pd_op.pool2d") == 3 and names().count("pd_op.max_pool2d_with_index") == 1
+            assert make_program_pooling_shape_free(program) == 2  # the adaptive average ones
+            assert names().count("pd_op.pool2d") == 1 and names().count("pd_op.max_pool2d_with_index") == 1
+            got = [exe.run(program, feed={feeds[0]: x}, fetch_list=fetches)[0] for x in inputs]
+    finally:
+        paddle.disable_static()
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
