@@ -111,11 +111,18 @@ def _rewritten_export(rewrite: str, deploy, out: Path) -> int:
                 program, _feeds, fetches = paddle.static.load_inference_model(str(prefix), executor)
             except Exception as exc:  # noqa: BLE001 - a program paddle cannot load
                 raise ExportError(f"paddle cannot load {deploy.model_file}: {str(exc).splitlines()[0]}") from exc
-            count = int(function(program) or 0)
+            try:  # a plugin's function on paddle's program: any failure means "rebuild instead", not a crash
+                count = int(function(program) or 0)
+                if count:
+                    ops = program.global_block().ops
+                    feeds = [op.result(0) for op in ops if op.name() == "pd_op.data"]
+                    # the fetch ops' operands, not the values loaded: a rewritten op's result may have been fetched
+                    fetched = [op.operand_source(0) for op in ops if op.name() == "pd_op.fetch"] or fetches
+                    paddle.static.save_inference_model(str(out / "inference"), feeds, fetched, executor, program=program)
+            except Exception as exc:  # noqa: BLE001
+                raise ExportError(f"{rewrite} failed on {deploy.model_file}: {type(exc).__name__}: {exc}") from exc
             if not count:
                 raise ExportError(f"{rewrite} found nothing to rewrite in {deploy.model_file}")
-            feeds = [op.result(0) for op in program.global_block().ops if op.name() == "pd_op.data"]
-            paddle.static.save_inference_model(str(out / "inference"), feeds, fetches, executor, program=program)
     finally:
         if dynamic:
             paddle.disable_static()
