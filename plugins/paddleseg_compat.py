@@ -148,7 +148,10 @@ class _MetricsLoader(importlib.machinery.SourceFileLoader):
     """paddleseg's own loader for ``paddleseg.utils.metrics``, which applies the fix once the module has run."""
 
     def exec_module(self, module) -> None:
-        super().exec_module(module)
+        try:
+            super().exec_module(module)
+        except ImportError as exc:  # scikit-learn missing: said on first use, with its install command
+            raise missing_module_error(exc, _METRICS, _INSTALL) from exc
         _fix_metrics(module)
 
 

@@ -194,13 +194,40 @@ def _run_hidden(module: str) -> str:
     return proc.stdout.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("module, command", [("six", "pip install six"), ("requests", "pip install requests"),
-                                             ("sklearn", "pip install scikit-learn")])
+@pytest.mark.parametrize("module, command", [("six", "pip install six"), ("requests", "pip install requests")])
 def test_missing_dependency_of_paddleseg_names_module_and_fix(module, command):
     message = _run_hidden(module)
     assert message.startswith("paddleseg is installed but cannot be imported: it needs the module"), message
     assert f"{module!r}" in message and f"`{command}`" in message, message
     assert "paddleseg==2.8.0" not in message  # never the command the user already ran
+
+
+def test_without_scikit_learn_paddleseg_imports_and_its_metrics_name_the_fix_on_first_use():
+    """paddleseg's metrics module, the only one that imports scikit-learn, runs on first use (segzoo_plugins'
+    compat fix): without scikit-learn, paddleseg's models still import; its metrics say what to install."""
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["sklearn"] = None  # as if it were not installed
+        from segzoo.compat import import_paddleseg
+        from segzoo.errors import DependencyError
+        import_paddleseg()
+        from paddleseg.models import PPLiteSeg  # noqa: F401
+        from paddleseg.utils import metrics
+        try:
+            metrics.calculate_area
+        except DependencyError as exc:
+            print(exc)
+        else:
+            print("NO ERROR")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    message = proc.stdout.strip().splitlines()[-1]
+    assert message.startswith("paddleseg.utils.metrics is installed but cannot be imported: it needs the module "
+                              "'sklearn'"), message
+    assert "`pip install scikit-learn`" in message, message
 
 
 def test_missing_paddleseg_itself_names_its_install_command():
