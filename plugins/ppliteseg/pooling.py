@@ -36,6 +36,14 @@ def _pool_matrix(paddle, n, bins: int, dtype):
     return inside / inside.sum(axis=1, keepdim=True)
 
 
+def _pool(paddle, x, bins_h: int, bins_w: int):
+    """``P_h · x · P_wᵀ``: the adaptive average pooling of ``N×C×H×W`` ``x`` to ``bins_h×bins_w``, shape-free."""
+    shape = paddle.shape(x)
+    rows = _pool_matrix(paddle, shape[2], bins_h, x.dtype)
+    cols = _pool_matrix(paddle, shape[3], bins_w, x.dtype)
+    return paddle.matmul(paddle.matmul(rows, x), cols, transpose_y=True)
+
+
 def shape_free_pool_class():
     """The layer class (built on first use, so importing this module does not import paddle)."""
     global _CLASS
@@ -50,10 +58,7 @@ def shape_free_pool_class():
                 self.bins = int(bins)
 
             def forward(self, x):
-                shape = paddle.shape(x)
-                rows = _pool_matrix(paddle, shape[2], self.bins, x.dtype)
-                cols = _pool_matrix(paddle, shape[3], self.bins, x.dtype)
-                return paddle.matmul(paddle.matmul(rows, x), cols, transpose_y=True)
+                return _pool(paddle, x, self.bins, self.bins)
 
             def extra_repr(self) -> str:
                 return f"bins={self.bins}"
@@ -108,13 +113,9 @@ def make_program_pooling_shape_free(program) -> int:
             bins = bins * 2
         if len(bins) != 2 or min(bins) < 1:
             continue
-        x = op.operand_source(0)
         with paddle.static.program_guard(program):
             paddle.pir.set_insertion_point(op)
-            shape = paddle.shape(x)
-            rows = _pool_matrix(paddle, shape[2], bins[0], x.dtype)
-            cols = _pool_matrix(paddle, shape[3], bins[1], x.dtype)
-            pooled = paddle.matmul(paddle.matmul(rows, x), cols, transpose_y=True)
+            pooled = _pool(paddle, op.operand_source(0), *bins)
             paddle.pir.reset_insertion_point_to_end()
         op.result(0).replace_all_uses_with(pooled)
         block.remove_op(op)
