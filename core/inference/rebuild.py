@@ -55,7 +55,7 @@ def network_rebuild(model_name: str, config: Any, deploy):
     return rebuild
 
 
-def program_rewrite(model_name: str, rewrite: str, deploy, fallback=None):
+def program_rewrite(model_name: str, rewrite: str, deploy, fallback):
     """``rebuild(target, reason)`` for :func:`~segzoo.inference.export_cache.cached_onnx`: convert the export's own program, rewritten.
 
     ``rewrite`` is the card's ``export.program_rewrite`` (``"module:function"``):
@@ -80,8 +80,6 @@ def program_rewrite(model_name: str, rewrite: str, deploy, fallback=None):
                                reference=(deploy.model_file, deploy.params_file))
             return
         except (ExportError, WeightsError) as exc:
-            if fallback is None:
-                raise
             log.info("%s: the rewritten program is not usable (%s)", model_name, exc)
         fallback(target, reason)
 
