@@ -173,16 +173,18 @@ def test_train_step_of_a_paddleseg_model():
     assert np.isfinite(float(loss)) and float(loss) > 0
 
 
-def _run_hidden(module: str) -> str:
-    """Import paddleseg through segzoo with ``module`` hidden, in a clean interpreter; return the error line."""
+def _run_hidden(module: str, before: str = "", action: str = "import_paddleseg()") -> str:
+    """In a clean interpreter with ``module`` hidden, run ``before`` then ``action`` (default: import paddleseg
+    through segzoo); return the DependencyError ``action`` raised, or ``NO ERROR``."""
     script = textwrap.dedent(
         f"""
         import sys
         sys.modules[{module!r}] = None  # as if it were not installed
         from segzoo.compat import import_paddleseg
         from segzoo.errors import DependencyError
+        {before}
         try:
-            import_paddleseg()
+            {action}
         except DependencyError as exc:
             print(exc)
         else:
@@ -205,26 +207,9 @@ def test_missing_dependency_of_paddleseg_names_module_and_fix(module, command):
 def test_without_scikit_learn_paddleseg_imports_and_its_metrics_name_the_fix_on_first_use():
     """paddleseg's metrics module, the only one that imports scikit-learn, runs on first use (segzoo_plugins'
     compat fix): without scikit-learn, paddleseg's models still import; its metrics say what to install."""
-    script = textwrap.dedent(
-        """
-        import sys
-        sys.modules["sklearn"] = None  # as if it were not installed
-        from segzoo.compat import import_paddleseg
-        from segzoo.errors import DependencyError
-        import_paddleseg()
-        from paddleseg.models import PPLiteSeg  # noqa: F401
-        from paddleseg.utils import metrics
-        try:
-            metrics.calculate_area
-        except DependencyError as exc:
-            print(exc)
-        else:
-            print("NO ERROR")
-        """
-    )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    message = proc.stdout.strip().splitlines()[-1]
+    # without scikit-learn, paddleseg and its models import; the first use of its metrics raises
+    message = _run_hidden("sklearn", before="import_paddleseg(); from paddleseg.models import PPLiteSeg; "
+                          "from paddleseg.utils import metrics", action="metrics.calculate_area")
     assert message.startswith("paddleseg.utils.metrics is installed but cannot be imported: it needs the module "
                               "'sklearn'"), message
     assert "`pip install scikit-learn`" in message, message
